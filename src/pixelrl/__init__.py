@@ -1,0 +1,47 @@
+"""pixelrl: Stable-Baselines3 extensions for learning manipulation from camera images.
+
+Importing :mod:`pixelrl` registers ``"DrQv2SACPolicy"`` with SB3's ``SAC``, registers the
+MuJoCo-free pixel envs (``pixelrl/PointReach-v0``, ``pixelrl/PointPush-v0``), and chooses a
+headless OpenGL backend (``MUJOCO_GL=egl``) on Linux machines without a display.
+
+Example:
+    >>> from stable_baselines3 import SAC
+    >>> import pixelrl
+    >>> SAC.policy_aliases["DrQv2SACPolicy"] is pixelrl.DrQv2SACPolicy
+    True
+"""
+
+from __future__ import annotations
+
+from pixelrl import envs
+from pixelrl.buffers import DrQDictReplayBuffer, HerDrQDictReplayBuffer, PixelReplayBuffer, RandomShiftAug
+from pixelrl.encoders import ManipulationCNN, ManipulationExtractor, NatureCNN, SpatialSoftmax
+from pixelrl.policies import CriticEncoderActor, CriticEncoderCritic, DrQv2SACPolicy
+from pixelrl.wrappers import (  # first: sets MUJOCO_GL before anything loads MuJoCo
+    PixelObservationWrapper,
+    RenderingError,
+    make_fetch_env,
+    render_and_resize,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CriticEncoderActor",
+    "CriticEncoderCritic",
+    "DrQDictReplayBuffer",
+    "DrQv2SACPolicy",
+    "HerDrQDictReplayBuffer",
+    "ManipulationCNN",
+    "ManipulationExtractor",
+    "NatureCNN",
+    "PixelObservationWrapper",
+    "PixelReplayBuffer",
+    "RandomShiftAug",
+    "RenderingError",
+    "SpatialSoftmax",
+    "__version__",
+    "envs",
+    "make_fetch_env",
+    "render_and_resize",
+]

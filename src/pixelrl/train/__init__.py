@@ -1,0 +1,1 @@
+"""``pixelrl-train``: the chapter's experiments from one command (see ``pixelrl-train --help``)."""

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from pixelrl.wrappers import (
+    FETCH_OBJECT_PROPRIO_INDICES,
+    fetch_proprio_indices,
+    make_fetch_env,
+    render_and_resize,
+)
+
+
+def test_proprio_layouts():
+    assert fetch_proprio_indices("FetchPush-v4") == (0, 1, 2, 9, 10, 20, 21, 22, 23, 24)
+    assert fetch_proprio_indices("FetchPickAndPlaceDense-v4") == FETCH_OBJECT_PROPRIO_INDICES
+    assert fetch_proprio_indices("FetchReach-v4") == tuple(range(10))
+    with pytest.raises(ValueError, match="No Fetch proprioception layout for 'HalfCheetah-v5'"):
+        fetch_proprio_indices("HalfCheetah-v5")
+
+
+def test_unknown_camera_and_env_are_clear_errors():
+    with pytest.raises(ValueError, match="Unknown camera 'side'"):
+        make_fetch_env("FetchPush-v4", camera="side")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"Cannot make 'FetchPushh-v4'.*Did you mean: `FetchPush`"):
+        make_fetch_env("FetchPushh-v4")
+
+
+def _red_pixels(frame_chw: np.ndarray) -> int:
+    r, g, b = (frame_chw[i].astype(int) for i in range(3))
+    return int(((r > 150) & (g < 80) & (b < 80)).sum())
+
+
+@pytest.fixture(scope="module")
+def push_env():
+    env = make_fetch_env("FetchPush-v4")
+    yield env
+    env.close()
+
+
+@pytest.mark.mujoco
+def test_render_checkpoint_chw_uint8_not_black():
+    env = gym.make("FetchPush-v4", render_mode="rgb_array", width=84, height=84)
+    env.reset(seed=0)
+    frame = render_and_resize(env)
+    assert frame.shape == (3, 84, 84)
+    assert frame.dtype == np.uint8
+    assert frame.max() > 50
+    assert frame.std() > 10
+    env.close()
+
+
+@pytest.mark.mujoco
+def test_fetch_push_observation_checkpoint(push_env):
+    obs, _ = push_env.reset(seed=0)
+    assert {key: value.shape for key, value in obs.items()} == {
+        "pixels": (12, 84, 84),
+        "proprioception": (10,),
+        "achieved_goal": (3,),
+        "desired_goal": (3,),
+    }
+    frames = obs["pixels"].reshape(4, 3, 84, 84)
+    assert all(np.array_equal(frames[0], f) for f in frames[1:])
+    raw = push_env.last_raw_obs
+    np.testing.assert_array_equal(obs["proprioception"], raw["observation"][list(FETCH_OBJECT_PROPRIO_INDICES)])
+    np.testing.assert_array_equal(obs["achieved_goal"], raw["achieved_goal"])
+    for _ in range(3):
+        obs, *_ = push_env.step(push_env.action_space.sample())
+        assert obs in push_env.observation_space
+
+
+@pytest.mark.mujoco
+def test_sb3_check_env_has_no_warnings(push_env):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sb3_check_env(push_env)
+    assert [str(w.message) for w in caught] == []
+
+
+@pytest.mark.mujoco
+def test_gymnasium_check_env_adds_no_warning_of_its_own():
+    raw = gym.make("FetchReach-v4", render_mode="rgb_array", width=84, height=84)
+    wrapped = make_fetch_env("FetchReach-v4")
+    seen = {}
+    for name, env in (("raw", raw), ("wrapped", wrapped)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if name == "raw":  # its 'human' render mode would open a window (and abort headless)
+                gym_check_env(env.unwrapped, skip_render_check=True)
+            else:
+                gym_check_env(env)
+        seen[name] = {str(w.message) for w in caught}
+        env.close()
+    # Fetch's unbounded goal and state vectors warn on the raw env too; the wrapper adds only
+    # gymnasium's note that it was given a wrapped env.
+    added = {m for m in seen["wrapped"] - seen["raw"] if "is different from the unwrapped version" not in m}
+    assert added == set()
+
+
+@pytest.mark.mujoco
+def test_hide_goal_marker_removes_the_red_site():
+    shown = make_fetch_env("FetchReach-v4", frame_stack=1, camera="close")
+    hidden = make_fetch_env("FetchReach-v4", frame_stack=1, camera="close", hide_goal=True)
+    shown_obs, _ = shown.reset(seed=3)
+    hidden_obs, _ = hidden.reset(seed=3)
+    assert _red_pixels(shown_obs["pixels"]) > 0
+    assert _red_pixels(hidden_obs["pixels"]) == 0
+    np.testing.assert_array_equal(shown_obs["desired_goal"], hidden_obs["desired_goal"])
+    shown.close()
+    hidden.close()
+
+
+@pytest.mark.mujoco
+def test_camera_presets_and_custom_cameras_change_the_view():
+    frames = {}
+    for camera in ("default", "close", {"distance": 1.5, "azimuth": 90.0, "elevation": -30.0}):
+        env = make_fetch_env("FetchReach-v4", frame_stack=1, camera=camera)  # type: ignore[arg-type]
+        obs, _ = env.reset(seed=0)
+        frames[str(camera)] = obs["pixels"]
+        env.close()
+    values = list(frames.values())
+    assert not np.array_equal(values[0], values[1])
+    assert not np.array_equal(values[1], values[2])
