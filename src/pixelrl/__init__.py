@@ -14,7 +14,13 @@ Example:
 from __future__ import annotations
 
 from pixelrl import envs
-from pixelrl.buffers import DrQDictReplayBuffer, HerDrQDictReplayBuffer, PixelReplayBuffer, RandomShiftAug
+from pixelrl.buffers import (
+    CompactHerReplayBuffer,
+    DrQDictReplayBuffer,
+    HerDrQDictReplayBuffer,
+    PixelReplayBuffer,
+    RandomShiftAug,
+)
 from pixelrl.encoders import ManipulationCNN, ManipulationExtractor, NatureCNN, SpatialSoftmax
 from pixelrl.policies import CriticEncoderActor, CriticEncoderCritic, DrQv2SACPolicy
 from pixelrl.wrappers import (  # first: sets MUJOCO_GL before anything loads MuJoCo
@@ -27,6 +33,7 @@ from pixelrl.wrappers import (  # first: sets MUJOCO_GL before anything loads Mu
 __version__ = "0.1.0"
 
 __all__ = [
+    "CompactHerReplayBuffer",
     "CriticEncoderActor",
     "CriticEncoderCritic",
     "DrQDictReplayBuffer",

@@ -99,11 +99,10 @@ class _Context:
 
 def _check_render(ctx: _Context) -> str:
     import gymnasium as gym
-    import gymnasium_robotics
 
-    from pixelrl.wrappers import render_and_resize
+    from pixelrl.wrappers import register_fetch_envs, render_and_resize
 
-    gym.register_envs(gymnasium_robotics)
+    register_fetch_envs()
     env = gym.make(ctx.env_id, render_mode="rgb_array", width=84, height=84)
     env.reset(seed=ctx.seed)
     frame = render_and_resize(env, (84, 84))

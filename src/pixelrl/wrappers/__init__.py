@@ -23,6 +23,7 @@ from pixelrl.wrappers.fetch import (  # noqa: E402  (MUJOCO_GL must be set befor
     fetch_proprio_indices,
     hide_goal_marker,
     make_fetch_env,
+    register_fetch_envs,
 )
 from pixelrl.wrappers.pixel_observation import GoalMode, PixelObservationWrapper  # noqa: E402
 
@@ -38,6 +39,7 @@ __all__ = [
     "fetch_proprio_indices",
     "hide_goal_marker",
     "make_fetch_env",
+    "register_fetch_envs",
     "render_and_resize",
     "to_image_size",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -19,6 +21,7 @@ __all__ = [
     "fetch_proprio_indices",
     "hide_goal_marker",
     "make_fetch_env",
+    "register_fetch_envs",
 ]
 
 #: Robot-only entries of the 25-D observation of FetchPush / FetchPickAndPlace / FetchSlide:
@@ -41,6 +44,18 @@ FETCH_CAMERAS: dict[str, dict[str, Any]] = {
 }
 
 _OBJECT_TASKS = ("FetchPush", "FetchPickAndPlace", "FetchSlide")
+
+
+def register_fetch_envs() -> None:
+    """Register gymnasium-robotics' envs (FetchPush-v4, ...) with gymnasium.
+
+    gymnasium-robotics prints a notice about its Adroit hand envs to stderr on import; it does
+    not concern the Fetch tasks, so it is swallowed here.
+    """
+    with contextlib.redirect_stderr(io.StringIO()):
+        import gymnasium_robotics  # importing mujoco loads the GL backend named by MUJOCO_GL
+
+    gym.register_envs(gymnasium_robotics)
 
 
 def fetch_proprio_indices(env_id: str) -> tuple[int, ...]:
@@ -163,9 +178,7 @@ def make_fetch_env(
     if max_episode_steps is not None:
         kwargs["max_episode_steps"] = max_episode_steps
     try:
-        import gymnasium_robotics  # importing mujoco loads the GL backend named by MUJOCO_GL
-
-        gym.register_envs(gymnasium_robotics)
+        register_fetch_envs()
         env = gym.make(env_id, **kwargs)
     except gym.error.Error as exc:
         raise ValueError(f"Cannot make {env_id!r}: {exc}") from exc

@@ -1,0 +1,205 @@
+"""Run artifacts: stable paths, atomic writes, checkpoint metadata and finding the latest checkpoint.
+
+Layout for a run named ``<tag>_<env>_seed<N>`` (see :attr:`TrainConfig.run_name`)::
+
+    checkpoints/<run>.zip                 final model (SB3 zip)
+    checkpoints/<run>.meta.json           its metadata (schema pixelrl.checkpoint/1)
+    checkpoints/<run>/step<K>.zip         periodic checkpoints, each with step<K>.meta.json
+    checkpoints/<run>/step<K>.buffer.pkl  the replay buffer, with --save-replay-buffer (newest only)
+    results/<run>_eval.json               evaluation (schema pixelrl.eval/1)
+    runs/<tag>/<env>/seed<N>/             TensorBoard events and progress.jsonl
+
+Every file is written to a temporary name in the same folder and renamed into place, and a
+checkpoint's ``.meta.json`` is written last: a checkpoint without its metadata is incomplete
+(a run killed mid-write) and is never taken as the latest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import shlex
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from pixelrl.train.config import TrainConfig
+
+__all__ = [
+    "CHECKPOINT_SCHEMA",
+    "EVAL_SCHEMA",
+    "CheckpointInfo",
+    "RunPaths",
+    "atomic_write",
+    "find_latest_checkpoint",
+    "read_meta",
+    "versions",
+    "write_json",
+]
+
+CHECKPOINT_SCHEMA = "pixelrl.checkpoint/1"
+EVAL_SCHEMA = "pixelrl.eval/1"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Every path of one run."""
+
+    final_model: Path
+    final_meta: Path
+    periodic_dir: Path
+    eval_json: Path
+    log_dir: Path
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> RunPaths:
+        """The paths of ``config``'s run."""
+        name = config.run_name
+        return cls(
+            final_model=config.checkpoints_path / f"{name}.zip",
+            final_meta=config.checkpoints_path / f"{name}.meta.json",
+            periodic_dir=config.checkpoints_path / name,
+            eval_json=config.results_path / f"{name}_eval.json",
+            log_dir=config.runs_path / config.run_tag / config.env.replace("/", "-") / f"seed{config.seed}",
+        )
+
+    def periodic(self, step: int) -> tuple[Path, Path, Path]:
+        """``(model, meta, buffer)`` paths of the periodic checkpoint at ``step``."""
+        stem = self.periodic_dir / f"step{step}"
+        return stem.with_suffix(".zip"), Path(f"{stem}.meta.json"), Path(f"{stem}.buffer.pkl")
+
+    def existing(self) -> list[Path]:
+        """Files and folders of this run that already exist."""
+        candidates = (self.final_model, self.final_meta, self.periodic_dir, self.eval_json, self.log_dir)
+        return [p for p in candidates if p.exists()]
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path``; on success flush, fsync and rename it to ``path``.
+
+    A crash at any moment leaves either the old file or the new one, never a partial file
+    under the final name.
+
+    Args:
+        path: Final file name.
+        mode: ``"wb"`` or ``"w"``.
+
+    Yields:
+        The open temporary file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    with atomic_write(path, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=False)
+        handle.write("\n")
+
+
+def save_atomically(path: Path, save: Callable[[IO[bytes]], None]) -> None:
+    """Call ``save(file)`` on a temporary file and rename it to ``path`` (for SB3's save functions)."""
+    with atomic_write(path, "wb") as handle:
+        save(handle)
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, the platform and the libraries a run depends on."""
+    import gymnasium
+    import mujoco
+    import numpy
+    import stable_baselines3
+    import torch
+
+    import pixelrl
+
+    return {
+        "pixelrl": pixelrl.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "stable_baselines3": stable_baselines3.__version__,
+        "gymnasium": gymnasium.__version__,
+        "mujoco": mujoco.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def command_line() -> str:
+    """The command that started this process, shell-quoted."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """A complete checkpoint: its model, metadata and (optional) replay buffer."""
+
+    model: Path
+    meta: Path
+    buffer: Path | None
+    num_timesteps: int
+
+
+def read_meta(meta_path: Path) -> dict[str, Any]:
+    """Read and check a checkpoint's metadata.
+
+    Raises:
+        FileNotFoundError: If the file is missing.
+        ValueError: If it is not a pixelrl checkpoint metadata file.
+    """
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{meta_path} is not valid JSON ({exc}); the checkpoint is corrupt.") from exc
+    if not isinstance(meta, dict) or meta.get("schema") != CHECKPOINT_SCHEMA:
+        raise ValueError(f"{meta_path} is not pixelrl checkpoint metadata (schema {CHECKPOINT_SCHEMA}).")
+    return meta
+
+
+_STEP = re.compile(r"^step(\d+)\.meta\.json$")
+
+
+def find_latest_checkpoint(paths: RunPaths) -> CheckpointInfo | None:
+    """The periodic checkpoint with the most steps whose metadata and files are all present.
+
+    Args:
+        paths: The run's paths.
+
+    Returns:
+        The checkpoint, or None when the run has no complete periodic checkpoint.
+    """
+    if not paths.periodic_dir.is_dir():
+        return None
+    found: list[CheckpointInfo] = []
+    for meta_path in paths.periodic_dir.iterdir():
+        match = _STEP.match(meta_path.name)
+        if match is None:
+            continue
+        model, _, buffer = paths.periodic(int(match.group(1)))
+        try:
+            meta = read_meta(meta_path)
+        except ValueError:
+            continue
+        if not model.is_file():
+            continue
+        has_buffer = bool(meta.get("replay_buffer")) and buffer.is_file()
+        found.append(CheckpointInfo(model, meta_path, buffer if has_buffer else None, int(meta["num_timesteps"])))
+    return max(found, key=lambda c: c.num_timesteps, default=None)

@@ -1,0 +1,222 @@
+"""Build the envs and the SB3 model a :class:`TrainConfig` describes."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+from stable_baselines3 import SAC
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from pixelrl.train.config import ConfigError, TrainConfig
+
+__all__ = ["build_model", "check_env_id", "make_env", "make_vec_env", "policy_setup", "proprio_indices_for"]
+
+
+def _register_all() -> None:
+    import pixelrl.envs  # noqa: F401  (registers pixelrl/*)
+    from pixelrl.wrappers import register_fetch_envs
+
+    register_fetch_envs()
+
+
+def check_env_id(env_id: str) -> None:
+    """Fail fast for an env id gymnasium does not know, a non-goal env, or one the CLI cannot render.
+
+    Raises:
+        ConfigError: Naming the problem and the fix (with close matches for a typo).
+    """
+    _register_all()
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"Unknown env {env_id!r}.{hint} Use a Fetch task (FetchPush-v4, FetchReach-v4, FetchPickAndPlace-v4, "
+            "FetchSlide-v4) or pixelrl/PointReach-v0, pixelrl/PointPush-v0."
+        )
+    raw = gym.make(env_id)
+    try:
+        check_goal_space(raw.observation_space, env_id)
+    finally:
+        raw.close()
+    if not env_id.startswith(("pixelrl/", "Fetch")):
+        raise ConfigError(
+            f"pixelrl-train builds pixel observations for Fetch tasks and pixelrl/* envs, not {env_id!r}. For "
+            "another goal env, wrap it with pixelrl.wrappers.PixelObservationWrapper in your own SB3 script."
+        )
+
+
+def proprio_indices_for(env_id: str) -> tuple[int, ...]:
+    """The robot-only proprioception layout of a supported env.
+
+    Raises:
+        ConfigError: For an env without a known layout (pass ``--no-proprio``).
+    """
+    from pixelrl.envs import POINT_PUSH_PROPRIO_INDICES, POINT_REACH_PROPRIO_INDICES
+    from pixelrl.wrappers import fetch_proprio_indices
+
+    table = {"pixelrl/PointReach-v0": POINT_REACH_PROPRIO_INDICES, "pixelrl/PointPush-v0": POINT_PUSH_PROPRIO_INDICES}
+    if env_id in table:
+        return table[env_id]
+    try:
+        return fetch_proprio_indices(env_id)
+    except ValueError:
+        raise ConfigError(f"No proprioception layout is known for {env_id!r}; pass --no-proprio.") from None
+
+
+def make_env(config: TrainConfig, *, monitor: bool = True) -> gym.Env[Any, Any]:
+    """One environment as the config describes it (pixels, or state vectors with ``full_state``).
+
+    Args:
+        config: The run configuration.
+        monitor: Wrap in SB3's ``Monitor`` (episode returns and lengths in the logs).
+
+    Returns:
+        The env.
+    """
+    from pixelrl.wrappers import PixelObservationWrapper, make_fetch_env
+
+    _register_all()
+    env: gym.Env[Any, Any]
+    if config.full_state:
+        env = gym.make(config.env)
+    elif config.env.startswith("pixelrl/"):
+        env = PixelObservationWrapper(
+            gym.make(config.env, image_size=config.image_size),
+            image_size=config.image_size,
+            frame_stack=config.frame_stack,
+            proprio_indices=proprio_indices_for(config.env) if config.proprio else None,
+            goal_mode=config.goal_mode,
+        )
+    else:
+        env = make_fetch_env(
+            config.env,
+            image_size=config.image_size,
+            frame_stack=config.frame_stack,
+            goal_mode=config.goal_mode,
+            proprioception=config.proprio,
+            camera=config.camera,
+            hide_goal=config.hide_goal,
+        )
+    return Monitor(env) if monitor else env
+
+
+def make_vec_env(config: TrainConfig, seed: int | None = None) -> VecEnv:
+    """``n_envs`` copies of :func:`make_env` in a Dummy or Subproc VecEnv, seeded.
+
+    Subprocesses start with ``forkserver`` on Linux: a forked child would inherit the parent's
+    OpenGL state, which EGL does not survive.
+
+    Args:
+        config: The run configuration.
+        seed: Seed of the first env (the others get seed + i); default ``config.seed``.
+
+    Returns:
+        The VecEnv.
+    """
+    fns: list[Callable[[], gym.Env[Any, Any]]] = [lambda: make_env(config) for _ in range(config.n_envs)]
+    vec_env: VecEnv
+    if config.vec_env == "subproc":
+        start = "forkserver" if sys.platform.startswith("linux") else None
+        vec_env = SubprocVecEnv(fns, start_method=start)
+    else:
+        vec_env = DummyVecEnv(fns)
+    vec_env.seed(config.seed if seed is None else seed)
+    return vec_env
+
+
+def check_goal_space(space: gym.spaces.Space[Any], env_id: str) -> None:
+    """HER needs ``achieved_goal`` and ``desired_goal`` in the observation.
+
+    Raises:
+        ConfigError: If either is missing.
+    """
+    keys = list(space.spaces) if isinstance(space, gym.spaces.Dict) else []
+    if "achieved_goal" not in keys or "desired_goal" not in keys:
+        observed = f"observation keys {keys}" if keys else f"a {type(space).__name__} observation"
+        raise ConfigError(
+            f"{env_id} as configured is not goal-conditioned ({observed}), but SAC + HER needs achieved_goal "
+            "and desired_goal. Use a goal env such as FetchPush-v4 or pixelrl/PointReach-v0, with --goal-mode "
+            "both or strict."
+        )
+
+
+def policy_setup(config: TrainConfig) -> tuple[str, dict[str, Any]]:
+    """The SB3 policy name and ``policy_kwargs`` for the config's encoder routing.
+
+    Args:
+        config: The run configuration.
+
+    Returns:
+        ``(policy, policy_kwargs)``.
+    """
+    from pixelrl.encoders import ManipulationExtractor
+
+    kwargs: dict[str, Any] = {"net_arch": list(config.net_arch)}
+    if config.full_state:
+        return "MultiInputPolicy", kwargs
+    kwargs["features_extractor_kwargs"] = {
+        "encoder": config.encoder,
+        "spatial_softmax": config.spatial_softmax,
+        "num_filters": config.num_filters,
+        "flat_features_dim": config.flat_features_dim,
+        "exclude_keys": ["achieved_goal"] if config.goal_mode == "strict" else [],
+    }
+    if config.routing == "critic":
+        return "DrQv2SACPolicy", kwargs
+    kwargs["features_extractor_class"] = ManipulationExtractor
+    kwargs["share_features_extractor"] = config.routing == "actor-shared"
+    return "MultiInputPolicy", kwargs
+
+
+def buffer_setup(config: TrainConfig) -> tuple[type[Any], dict[str, Any]]:
+    """The replay buffer class and kwargs: compact or SB3-layout HER (+ DrQ) for pixels, SB3's HER for states."""
+    from stable_baselines3 import HerReplayBuffer
+
+    from pixelrl.buffers import CompactHerReplayBuffer, HerDrQDictReplayBuffer
+
+    her = {"n_sampled_goal": config.her_n_sampled_goal, "goal_selection_strategy": config.her_strategy}
+    if config.full_state:
+        return HerReplayBuffer, her
+    pixels = {**her, "pad": config.drq_pad if config.drq else 0}
+    return (CompactHerReplayBuffer, pixels) if config.buffer == "compact" else (HerDrQDictReplayBuffer, pixels)
+
+
+def build_model(config: TrainConfig, vec_env: VecEnv) -> SAC:
+    """A fresh SAC model for the config (policy, HER/DrQ buffer, hyperparameters).
+
+    Args:
+        config: The run configuration.
+        vec_env: The training envs.
+
+    Returns:
+        The model.
+    """
+    import pixelrl  # noqa: F401  (registers "DrQv2SACPolicy")
+
+    check_goal_space(vec_env.observation_space, config.env)
+    policy, policy_kwargs = policy_setup(config)
+    buffer_class, buffer_kwargs = buffer_setup(config)
+    return SAC(
+        policy,
+        vec_env,
+        learning_rate=config.learning_rate,
+        buffer_size=config.buffer_size,
+        learning_starts=config.learning_starts,
+        batch_size=config.batch_size,
+        tau=config.tau,
+        gamma=config.gamma,
+        train_freq=1,
+        gradient_steps=config.gradient_steps,
+        ent_coef=config.ent_coef_value(),
+        replay_buffer_class=buffer_class,
+        replay_buffer_kwargs=buffer_kwargs,
+        policy_kwargs=policy_kwargs,
+        seed=config.seed,
+        device=config.device,
+        verbose=0,
+    )

@@ -1,0 +1,234 @@
+"""pixelrl-train end to end, through subprocesses (as a user runs it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TINY = [
+    "--env", "pixelrl/PointReach-v0", "--image-size", "16", "--frame-stack", "2", "--n-envs", "2",
+    "--batch-size", "8", "--buffer-size", "4000", "--learning-starts", "100", "--eval-episodes", "3",
+    "--grad-norm-freq", "100", "--log-interval", "2", "--threads", "1",
+]  # fmt: skip
+RUN = "manip_noDrQ_criticEnc_img16_fs2_pixelrl-PointReach-v0_seed0"
+TAG_DIR = "manip_noDrQ_criticEnc_img16_fs2/pixelrl-PointReach-v0/seed0"
+
+
+def cli(*args: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "pixelrl.train.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def snapshot(root: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    result = cli("train", *TINY, "--total-steps", "400", "--checkpoint-freq", "200", "--out-dir", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_train_writes_every_artifact(trained):
+    ckpt = trained / "checkpoints"
+    meta = json.loads((ckpt / f"{RUN}.meta.json").read_text())
+    assert (ckpt / f"{RUN}.zip").is_file()
+    assert meta["schema"] == "pixelrl.checkpoint/1" and meta["num_timesteps"] == 400
+    assert meta["config"]["env"] == "pixelrl/PointReach-v0" and meta["versions"]["stable_baselines3"]
+    assert meta["steps_per_second"] > 0 and "train" in meta["command"]
+    assert sorted(p.name for p in (ckpt / RUN).glob("*.zip")) == ["step200.zip", "step400.zip"]
+    ev = json.loads((trained / "results" / f"{RUN}_eval.json").read_text())
+    assert ev["schema"] == "pixelrl.eval/1" and ev["episodes"] == 3 and ev["deterministic"] is True
+    assert 0.0 <= ev["success_rate"] <= 1.0 and ev["successes"] == round(ev["success_rate"] * 3)
+    log_dir = trained / "runs" / TAG_DIR
+    rows = [json.loads(line) for line in (log_dir / "progress.jsonl").read_text().splitlines()]
+    keys = set().union(*rows)
+    expected = {"train/critic_loss", "train/actor_loss", "train/ent_coef", "rollout/success_rate", "time/fps"}
+    assert expected | {"encoder/grad_norm_critic", "encoder/grad_norm_actor"} <= keys
+    assert list(log_dir.glob("events.out.tfevents.*"))
+
+
+def test_tensorboard_has_the_documented_scalars(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(trained / "runs" / TAG_DIR))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/critic_loss", "train/actor_loss", "train/ent_coef", "rollout/success_rate", "time/fps"} <= tags
+    assert "encoder/grad_norm_critic" in tags
+
+
+def test_eval_rebuilds_env_from_metadata(trained, tmp_path):
+    out = tmp_path / "eval.json"
+    result = cli("eval", str(trained / "checkpoints" / f"{RUN}.zip"), "--episodes", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    ev = json.loads(out.read_text())
+    assert ev["episodes"] == 2 and ev["num_timesteps"] == 400 and ev["tag"] == "manip_noDrQ_criticEnc_img16_fs2"
+
+
+def test_plot_and_compare(trained, tmp_path):
+    png = tmp_path / "curves.png"
+    result = cli("plot", str(trained / "runs" / TAG_DIR), "--out", str(png))
+    assert result.returncode == 0, result.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = cli("compare", str(trained / "results"), "--format", "json")
+    assert table.returncode == 0, table.stderr
+    rows = json.loads(table.stdout)
+    assert rows[0]["tag"] == "manip_noDrQ_criticEnc_img16_fs2" and rows[0]["n_seeds"] == 1
+
+
+def test_render_frame_pixelrl_env(tmp_path):
+    result = cli("render-frame", "--env", "pixelrl/PointReach-v0", "--image-size", "16", "--out-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    from PIL import Image
+
+    agent = Image.open(tmp_path / "manip_noDrQ_criticEnc_img16_pixelrl-PointReach-v0_seed0_agent.png")
+    assert agent.size == (4 * 16 * 4, 16 * 4)  # 4 stacked frames side by side, enlarged 4x
+    full = Image.open(tmp_path / "manip_noDrQ_criticEnc_img16_pixelrl-PointReach-v0_seed0_full.png")
+    assert full.size == (480, 480)
+
+
+def test_resume_after_sigkill_continues_from_the_last_checkpoint(tmp_path):
+    args = ["train", *TINY, "--total-steps", "1400", "--checkpoint-freq", "200", "--save-replay-buffer",
+            "--out-dir", str(tmp_path)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "pixelrl.train.cli", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    periodic = tmp_path / "checkpoints" / RUN
+    deadline = time.time() + 240
+    while time.time() < deadline and not (periodic / "step400.meta.json").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (periodic / "step400.meta.json").exists(), "no checkpoint before the deadline"
+    assert not (tmp_path / "checkpoints" / f"{RUN}.zip").exists()
+    # A partial file from the killed writer may exist; only complete (meta-carrying) checkpoints count.
+    (periodic / "step999999.zip").write_bytes(b"half-written")
+
+    result = cli("train", *args[1:], "--resume")
+    assert result.returncode == 0, result.stderr
+    assert "Unable to sample" not in result.stderr
+    meta = json.loads((tmp_path / "checkpoints" / f"{RUN}.meta.json").read_text())
+    assert meta["num_timesteps"] == 1400
+    steps = [int(json.loads(line)["time/total_timesteps"])
+             for line in (tmp_path / "runs" / TAG_DIR / "progress.jsonl").read_text().splitlines()]  # fmt: skip
+    assert steps[-1] <= 1400 and max(steps) > 400
+    assert len(list(periodic.glob("*.buffer.pkl"))) == 1  # only the newest buffer is kept
+
+
+def test_determinism_same_seed_same_updates_and_eval(tmp_path):
+    outputs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        result = cli("train", *TINY, "--total-steps", "300", "--checkpoint-freq", "0", "--out-dir", str(out))
+        assert result.returncode == 0, result.stderr
+        rows = [json.loads(line) for line in (out / "runs" / TAG_DIR / "progress.jsonl").read_text().splitlines()]
+        losses = [(r["time/total_timesteps"], r["train/critic_loss"]) for r in rows if "train/critic_loss" in r]
+        ev = json.loads((out / "results" / f"{RUN}_eval.json").read_text())
+        outputs.append((losses, {k: ev[k] for k in ("success_rate", "mean_return", "mean_final_goal_distance")}))
+    assert outputs[0][0], "no training losses were logged"
+    assert outputs[0] == outputs[1]
+
+
+def test_config_file_and_flags_override_preset(tmp_path):
+    from pixelrl.train.cli import _parse_train
+
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('preset = "step1"\nbatch_size = 64\nenv = "pixelrl/PointReach-v0"\n')
+    config = _parse_train(["--config", str(cfg), "--batch-size", "32"])
+    assert config.routing == "actor-shared"  # from the preset
+    assert config.env == "pixelrl/PointReach-v0" and config.batch_size == 32  # file, then flag
+    yaml_cfg = tmp_path / "run.yaml"
+    yaml_cfg.write_text("seed: 3\nnet_arch: [64, 64]\n")
+    config = _parse_train(["--config", str(yaml_cfg), "--preset", "step4"])
+    assert config.seed == 3 and config.net_arch == (64, 64) and config.drq and config.buffer_size == 500_000
+
+
+BAD_INPUT = {
+    "unknown env": (["--env", "FetchPushh-v4"], "Did you mean FetchPush-v4"),
+    "non-goal env": (["--env", "CartPole-v1"], "not goal-conditioned"),
+    "full-state with image options": (["--full-state", "--image-size", "64"], "--full-state trains on state vectors"),
+    "contradictory wiring": (["--share-encoder"], "contradicts the default --critic-encoder"),
+    "buffer too large": (["--buffer-size", "100000000"], "--allow-large-buffer"),
+    "resume without checkpoint": (["--resume"], "no complete checkpoint"),
+    "bad ent-coef": (["--ent-coef", "lots"], "--ent-coef must be"),
+    "unknown preset": (["--preset", "step9"], "Unknown preset 'step9'"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_exits_2_before_any_work(case, tmp_path):
+    args, message = BAD_INPUT[case]
+    result = cli("train", *args, "--out-dir", str(tmp_path / "out"), timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_config_files_exit_2(tmp_path):
+    bad_key = tmp_path / "a.toml"
+    bad_key.write_text("batch = 3\n")
+    bad_type = tmp_path / "b.yaml"
+    bad_type.write_text("batch_size: many\n")
+    code = tmp_path / "c.yaml"
+    code.write_text("seed: !!python/object/apply:os.system ['echo pwned']\n")
+    for path, message in ((bad_key, "unknown setting 'batch'"), (bad_type, "batch_size = 'many'"), (code, "parsed")):
+        result = cli("train", "--config", str(path), timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr
+        assert "pwned" not in result.stdout
+
+
+def test_existing_run_is_never_overwritten(trained):
+    before = snapshot(trained)
+    result = cli("train", *TINY, "--total-steps", "400", "--checkpoint-freq", "200", "--out-dir", str(trained))
+    assert result.returncode == 2
+    assert "already has files" in result.stderr and "--resume" in result.stderr
+    assert snapshot(trained) == before
+
+
+def test_missing_and_corrupt_checkpoints_exit_2(tmp_path):
+    result = cli("eval", str(tmp_path / "nope.zip"), timeout=60)
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    corrupt = tmp_path / "bad.zip"
+    corrupt.write_bytes(b"not a zip")
+    (tmp_path / "bad.meta.json").write_text("{broken")
+    result = cli("eval", str(corrupt), timeout=60)
+    assert result.returncode == 2 and "corrupt" in result.stderr
+    assert corrupt.read_bytes() == b"not a zip"
+
+
+@pytest.mark.mujoco
+@pytest.mark.slow
+def test_fetch_train_eval_render_frame(tmp_path):
+    fetch = ["--env", "FetchReach-v4", "--image-size", "48", "--frame-stack", "2", "--n-envs", "1",
+             "--batch-size", "8", "--buffer-size", "2000", "--learning-starts", "50", "--total-steps", "100",
+             "--eval-episodes", "1", "--checkpoint-freq", "0", "--threads", "1",
+             "--out-dir", str(tmp_path)]  # fmt: skip
+    result = cli("train", *fetch)
+    assert result.returncode == 0, result.stderr
+    run = "manip_noDrQ_criticEnc_img48_fs2_FetchReach-v4_seed0"
+    assert (tmp_path / "checkpoints" / f"{run}.zip").is_file()
+    result = cli("eval", str(tmp_path / "checkpoints" / f"{run}.zip"), "--episodes", "1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "results" / f"{run}_eval.json").read_text())["episodes"] == 1
+    result = cli("render-frame", "--checkpoint", str(tmp_path / "checkpoints" / f"{run}.zip"),
+                 "--out-dir", str(tmp_path / "frames"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "frames" / f"{run}_agent.png").is_file() and (tmp_path / "frames" / f"{run}_full.png").is_file()
