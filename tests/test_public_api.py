@@ -11,6 +11,7 @@ PACKAGES = [
     "pixelrl.encoders",
     "pixelrl.buffers",
     "pixelrl.policies",
+    "pixelrl.algos",
     "pixelrl.diagnostics",
     "pixelrl.envs",
 ]

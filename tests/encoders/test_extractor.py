@@ -345,3 +345,17 @@ def test_inside_sac_multi_input_policy_and_bridge() -> None:
         via_sb3 = model.policy.actor.extract_features(obs_tensor, actor_extractor)
     assert (alone - in_policy).abs().max().item() < 1e-6
     assert (alone - via_sb3).abs().max().item() < 1e-6
+
+
+def test_channels_last_stores_weights_nhwc_and_gives_the_same_features():
+    space = spaces.Dict(
+        {"pixels": spaces.Box(0, 255, (6, 20, 20), np.uint8), "proprioception": spaces.Box(-1, 1, (3,), np.float32)}
+    )
+    torch.manual_seed(0)
+    plain = ManipulationExtractor(space, num_filters=8)
+    torch.manual_seed(0)
+    fast = ManipulationExtractor(space, num_filters=8, channels_last=True)
+    conv = next(fast.image_encoder("pixels").cnn.parameters())
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    obs = {"pixels": torch.rand(5, 6, 20, 20), "proprioception": torch.rand(5, 3)}
+    torch.testing.assert_close(fast(obs), plain(obs), atol=1e-4, rtol=0)

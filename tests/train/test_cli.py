@@ -147,16 +147,16 @@ def test_determinism_same_seed_same_updates_and_eval(tmp_path):
 
 
 def test_config_file_and_flags_override_preset(tmp_path):
-    from pixelrl.train.cli import _parse_train
+    from pixelrl.train.cli import parse_train_args
 
     cfg = tmp_path / "run.toml"
     cfg.write_text('preset = "step1"\nbatch_size = 64\nenv = "pixelrl/PointReach-v0"\n')
-    config = _parse_train(["--config", str(cfg), "--batch-size", "32"])
+    config = parse_train_args(["--config", str(cfg), "--batch-size", "32"])
     assert config.routing == "actor-shared"  # from the preset
     assert config.env == "pixelrl/PointReach-v0" and config.batch_size == 32  # file, then flag
     yaml_cfg = tmp_path / "run.yaml"
     yaml_cfg.write_text("seed: 3\nnet_arch: [64, 64]\n")
-    config = _parse_train(["--config", str(yaml_cfg), "--preset", "step4"])
+    config = parse_train_args(["--config", str(yaml_cfg), "--preset", "step4"])
     assert config.seed == 3 and config.net_arch == (64, 64) and config.drq and config.buffer_size == 500_000
 
 

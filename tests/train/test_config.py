@@ -89,3 +89,14 @@ def test_config_files(tmp_path):
         load_config_file(tmp_path / "c.yaml")
     with pytest.raises(ConfigError, match="does not exist"):
         load_config_file(tmp_path / "missing.toml")
+
+
+def test_algorithm_follows_the_routing_and_shows_in_the_tag():
+    base = TrainConfig()
+    assert base.algorithm == "drqv2sac"
+    assert dataclasses.replace(base, critic_encoder=False).algorithm == "sac"
+    assert dataclasses.replace(base, full_state=True).algorithm == "sac"
+    assert dataclasses.replace(base, algo="sac").run_tag == "manip_noDrQ_criticEnc_sb3sac"
+    assert dataclasses.replace(base, target_encoder="online").run_tag == "manip_noDrQ_criticEnc_tgtOnline"
+    with pytest.raises(ConfigError, match="--algo drqv2sac trains the encoder through the critic"):
+        dataclasses.replace(base, algo="drqv2sac", critic_encoder=False).validate()

@@ -20,7 +20,7 @@ import tyro
 
 from pixelrl.train.config import PRESETS, ConfigError, TrainConfig, resolve_base
 
-__all__ = ["DEMO", "main"]
+__all__ = ["DEMO", "main", "parse_train_args"]
 
 PROG = "pixelrl-train"
 
@@ -155,7 +155,7 @@ _TRAIN_DESCRIPTION = (
 )
 
 
-def _parse_train(argv: list[str]) -> TrainConfig:
+def parse_train_args(argv: list[str]) -> TrainConfig:
     """``train`` flags: a preset and a config file first, then command-line flags over them."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--preset")
@@ -343,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         if args_list and args_list[0] == "train":
-            return _run_train(_parse_train(args_list[1:]))
+            return _run_train(parse_train_args(args_list[1:]))
         parsed = tyro.extras.subcommand_cli_from_dict(
             {"train": TrainConfig, **_SUBCOMMANDS},
             prog=PROG,

@@ -33,7 +33,7 @@ EncoderRouting = Literal["critic", "actor-shared", "separate"]
 #: Settings that only apply to pixels (contradict --full-state when changed).
 _IMAGE_OPTIONS = (
     "image_size", "frame_stack", "encoder", "spatial_softmax", "num_filters", "camera", "hide_goal", "drq",
-    "drq_pad", "flat_features_dim", "share_encoder", "proprio",
+    "drq_pad", "flat_features_dim", "share_encoder", "proprio", "target_encoder",
 )  # fmt: skip
 _POSITIVE = (
     "total_steps", "n_envs", "image_size", "frame_stack", "num_filters", "flat_features_dim", "buffer_size",
@@ -110,6 +110,12 @@ class TrainConfig:
     """HER goal selection strategy."""
 
     # --- SAC ---
+    algo: Literal["auto", "drqv2sac", "sac"] = "auto"
+    """auto: DrQv2SAC's fused update with --critic-encoder, SB3's SAC otherwise; sac: SB3's SAC.train always."""
+    target_encoder: Literal["separate", "online"] = "separate"
+    """DrQv2SAC's TD target: separate Polyak target encoder (the chapter's) or the online encoder (DrQ-v2's)."""
+    channels_last: bool = True
+    """Run the CNN channels-last (faster convolutions on CPU; same results up to rounding)."""
     batch_size: int = 256
     """Minibatch size."""
     learning_rate: float = 1e-4
@@ -163,6 +169,13 @@ class TrainConfig:
         return "actor-shared" if self.share_encoder else "separate"
 
     @property
+    def algorithm(self) -> Literal["drqv2sac", "sac"]:
+        """The algorithm ``algo`` resolves to."""
+        if self.algo == "auto":
+            return "drqv2sac" if self.routing == "critic" and not self.full_state else "sac"
+        return self.algo
+
+    @property
     def checkpoints_path(self) -> Path:
         """Where checkpoints go."""
         return self.checkpoints_dir or self.out_dir / "checkpoints"
@@ -195,6 +208,8 @@ class TrainConfig:
             "" if self.frame_stack == 4 else f"fs{self.frame_stack}",
             "" if self.camera == "default" else f"cam{self.camera}",
             "hideGoal" if self.hide_goal else "",
+            "sb3sac" if self.algorithm == "sac" and self.routing == "critic" else "",
+            "tgtOnline" if self.algorithm == "drqv2sac" and self.target_encoder == "online" else "",
         ]
         return "_".join(p for p in parts if p)
 
@@ -229,6 +244,11 @@ class TrainConfig:
                 raise ConfigError(
                     f"--ent-coef must be a non-negative number or auto / auto_<init>, got {self.ent_coef!r}."
                 ) from None
+        if self.algo == "drqv2sac" and (self.routing != "critic" or self.full_state):
+            raise ConfigError(
+                "--algo drqv2sac trains the encoder through the critic; it needs --critic-encoder (and pixels). "
+                "Use --algo sac (or auto) for SB3's wirings and --full-state."
+            )
         if self.critic_encoder and self.share_encoder:
             raise ConfigError(
                 "--share-encoder selects SB3's shared wiring (encoder trained by the actor) and contradicts the "

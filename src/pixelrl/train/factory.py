@@ -14,7 +14,15 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from pixelrl.train.config import ConfigError, TrainConfig
 
-__all__ = ["build_model", "check_env_id", "make_env", "make_vec_env", "policy_setup", "proprio_indices_for"]
+__all__ = [
+    "algorithm_class",
+    "build_model",
+    "check_env_id",
+    "make_env",
+    "make_vec_env",
+    "policy_setup",
+    "proprio_indices_for",
+]
 
 
 def _register_all() -> None:
@@ -165,6 +173,7 @@ def policy_setup(config: TrainConfig) -> tuple[str, dict[str, Any]]:
         "num_filters": config.num_filters,
         "flat_features_dim": config.flat_features_dim,
         "exclude_keys": ["achieved_goal"] if config.goal_mode == "strict" else [],
+        "channels_last": config.channels_last,
     }
     if config.routing == "critic":
         return "DrQv2SACPolicy", kwargs
@@ -186,6 +195,13 @@ def buffer_setup(config: TrainConfig) -> tuple[type[Any], dict[str, Any]]:
     return (CompactHerReplayBuffer, pixels) if config.buffer == "compact" else (HerDrQDictReplayBuffer, pixels)
 
 
+def algorithm_class(config: TrainConfig) -> type[SAC]:
+    """``DrQv2SAC`` or SB3's ``SAC``, as ``config.algorithm`` says."""
+    from pixelrl.algos import DrQv2SAC
+
+    return DrQv2SAC if config.algorithm == "drqv2sac" else SAC
+
+
 def build_model(config: TrainConfig, vec_env: VecEnv) -> SAC:
     """A fresh SAC model for the config (policy, HER/DrQ buffer, hyperparameters).
 
@@ -201,7 +217,8 @@ def build_model(config: TrainConfig, vec_env: VecEnv) -> SAC:
     check_goal_space(vec_env.observation_space, config.env)
     policy, policy_kwargs = policy_setup(config)
     buffer_class, buffer_kwargs = buffer_setup(config)
-    return SAC(
+    extra: dict[str, Any] = {"target_encoder": config.target_encoder} if config.algorithm == "drqv2sac" else {}
+    return algorithm_class(config)(
         policy,
         vec_env,
         learning_rate=config.learning_rate,
@@ -219,4 +236,5 @@ def build_model(config: TrainConfig, vec_env: VecEnv) -> SAC:
         seed=config.seed,
         device=config.device,
         verbose=0,
+        **extra,
     )

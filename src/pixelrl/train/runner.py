@@ -150,16 +150,18 @@ def _save_checkpoint(
     write_json(meta_path, _meta(config, model, wall, model_path, buffer_path))
 
 
-def load_checkpoint_model(model_path: Path, env: VecEnv | None, device: str = "auto") -> SAC:
-    """Load a checkpoint's SB3 model, turning unreadable files into a ConfigError.
+def load_checkpoint_model(model_path: Path, env: VecEnv | None, config: TrainConfig, device: str = "auto") -> SAC:
+    """Load a checkpoint's model with the algorithm class it was trained with.
 
     Raises:
         ConfigError: If the file is missing or not a loadable SB3 zip.
     """
+    from pixelrl.train.factory import algorithm_class
+
     if not model_path.is_file():
         raise ConfigError(f"Checkpoint {model_path} does not exist.")
     try:
-        return SAC.load(model_path, env=env, device=device)
+        return algorithm_class(config).load(model_path, env=env, device=device)
     except Exception as exc:
         raise ConfigError(f"Checkpoint {model_path} could not be loaded ({type(exc).__name__}: {exc}).") from exc
 
@@ -223,7 +225,7 @@ def train(config: TrainConfig) -> RunResult:
         if checkpoint is None:
             model = build_model(config, vec_env)
         else:
-            model = load_checkpoint_model(checkpoint.model, vec_env, config.device)
+            model = load_checkpoint_model(checkpoint.model, vec_env, config, config.device)
             if checkpoint.buffer is not None:
                 # Closes the episode that was in progress at save time, so HER can sample it and
                 # new episodes start cleanly at the write position.
@@ -324,7 +326,7 @@ def evaluate_checkpoint(
     config = dataclasses.replace(config, n_envs=1, vec_env="dummy")
     vec_env = make_vec_env(config)
     try:
-        model = load_checkpoint_model(model_path, vec_env, device)
+        model = load_checkpoint_model(model_path, vec_env, config, device)
         env = make_env(config)
         try:
             summary = evaluate_policy_episodes(model, env, episodes, seed if seed is not None else 10_000 + config.seed)
