@@ -211,7 +211,10 @@ def main() -> None:
         "command": " ".join(["python", *sys.argv]),
         "machine": {
             "platform": platform.platform(),
-            "processor": platform.processor(),
+            "cpu": next(
+                (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),  # noqa: SIM115
+                platform.processor(),
+            ),
             "cpu_count": os.cpu_count(),
             "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
             "python": platform.python_version(),

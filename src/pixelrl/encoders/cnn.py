@@ -112,11 +112,11 @@ class NatureCNN(nn.Module):
         self.features_dim = features_dim
         self.conv = nn.Sequential(
             nn.Conv2d(channels, 32, kernel_size=8, stride=4),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(32, 64, kernel_size=4, stride=2),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(64, 64, kernel_size=3, stride=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
         with torch.no_grad():
             feature_map = self.conv(torch.zeros(1, channels, height, width))
@@ -195,13 +195,13 @@ class ManipulationCNN(nn.Module):
         self.num_filters = num_filters
         self.conv = nn.Sequential(
             nn.Conv2d(in_channels, num_filters, kernel_size=3, stride=2, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(num_filters, num_filters, kernel_size=3, stride=1, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(num_filters, num_filters, kernel_size=3, stride=1, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(num_filters, num_filters, kernel_size=3, stride=2, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
 
     def output_shape(self, height: int, width: int) -> tuple[int, int, int]:

@@ -78,8 +78,10 @@ class TrainConfig:
     """Goal vectors: both (the chapter's), strict (achieved_goal for HER only, hidden from the networks), desired."""
     hide_goal: bool = False
     """Hide Fetch's red goal marker from the images (HER relabels goal vectors, not images)."""
-    camera: Literal["default", "close"] = "default"
+    camera: Literal["default", "close", "reach"] = "default"
     """Camera preset for Fetch tasks."""
+    env_kwargs: str = "{}"
+    """JSON object of extra env arguments, e.g. '{"noise": 220}' for pixelrl/* envs or '{"reward_type": "dense"}'."""
 
     # --- encoder ---
     encoder: Literal["manipulation", "nature"] = "manipulation"
@@ -208,6 +210,7 @@ class TrainConfig:
             "" if self.frame_stack == 4 else f"fs{self.frame_stack}",
             "" if self.camera == "default" else f"cam{self.camera}",
             "hideGoal" if self.hide_goal else "",
+            "".join(f"{k}{v}" for k, v in sorted(self.env_kwargs_dict().items())),
             "sb3sac" if self.algorithm == "sac" and self.routing == "critic" else "",
             "tgtOnline" if self.algorithm == "drqv2sac" and self.target_encoder == "online" else "",
         ]
@@ -217,6 +220,14 @@ class TrainConfig:
     def run_name(self) -> str:
         """``<tag>_<env>_seed<N>`` with the env id made file-name safe."""
         return f"{self.run_tag}_{self.env.replace('/', '-')}_seed{self.seed}"
+
+    def env_kwargs_dict(self) -> dict[str, Any]:
+        """``env_kwargs`` parsed (:meth:`validate` reports malformed values; here they read as empty)."""
+        try:
+            value = json.loads(self.env_kwargs)
+        except json.JSONDecodeError:
+            return {}
+        return dict(value) if isinstance(value, dict) else {}
 
     def ent_coef_value(self) -> float | str:
         """``ent_coef`` as SAC takes it: a float, or the ``auto`` string."""
@@ -248,6 +259,14 @@ class TrainConfig:
             raise ConfigError(
                 "--algo drqv2sac trains the encoder through the critic; it needs --critic-encoder (and pixels). "
                 "Use --algo sac (or auto) for SB3's wirings and --full-state."
+            )
+        try:
+            kwargs = json.loads(self.env_kwargs)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--env-kwargs must be a JSON object, got {self.env_kwargs!r} ({exc}).") from None
+        if not isinstance(kwargs, dict) or not all(isinstance(v, (int, float, str, bool)) for v in kwargs.values()):
+            raise ConfigError(
+                f"--env-kwargs must be a JSON object of numbers, strings or booleans, got {self.env_kwargs!r}."
             )
         if self.critic_encoder and self.share_encoder:
             raise ConfigError(
@@ -319,6 +338,8 @@ def _coerce(name: str, value: Any, annotation: str, source: str) -> Any:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise bad()
         return float(value)
+    if name == "env_kwargs" and isinstance(value, dict):  # a TOML table or YAML mapping
+        return json.dumps(value, sort_keys=True)
     if annotation.startswith("str"):
         if value is None and "None" in annotation:
             return None

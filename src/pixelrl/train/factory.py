@@ -90,11 +90,12 @@ def make_env(config: TrainConfig, *, monitor: bool = True) -> gym.Env[Any, Any]:
 
     _register_all()
     env: gym.Env[Any, Any]
+    extra = config.env_kwargs_dict()
     if config.full_state:
-        env = gym.make(config.env)
+        env = gym.make(config.env, **extra)
     elif config.env.startswith("pixelrl/"):
         env = PixelObservationWrapper(
-            gym.make(config.env, image_size=config.image_size),
+            gym.make(config.env, image_size=config.image_size, **extra),
             image_size=config.image_size,
             frame_stack=config.frame_stack,
             proprio_indices=proprio_indices_for(config.env) if config.proprio else None,
@@ -109,6 +110,7 @@ def make_env(config: TrainConfig, *, monitor: bool = True) -> gym.Env[Any, Any]:
             proprioception=config.proprio,
             camera=config.camera,
             hide_goal=config.hide_goal,
+            **extra,
         )
     return Monitor(env) if monitor else env
 

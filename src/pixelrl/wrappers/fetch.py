@@ -32,15 +32,17 @@ FETCH_OBJECT_PROPRIO_INDICES: tuple[int, ...] = (0, 1, 2, 9, 10, 20, 21, 22, 23,
 #: grip_velp (5:8), gripper_vel (8:10).
 FETCH_REACH_PROPRIO_INDICES: tuple[int, ...] = tuple(range(10))
 
-CameraName = Literal["default", "close"]
+CameraName = Literal["default", "close", "reach"]
 
 #: Named camera configurations, passed to gymnasium-robotics as ``default_camera_config``.
 #: ``default`` is Fetch's own free camera, which shows the whole robot and leaves the puck a
 #: few pixels wide at 84x84; ``close`` looks down at the table over the robot's shoulder so
-#: the table fills the frame.
+#: the table fills the frame; ``reach`` frames the space above the table where FetchReach's
+#: goals lie, so the gripper stays visible down to 24x24 pixels.
 FETCH_CAMERAS: dict[str, dict[str, Any]] = {
     "default": {"distance": 2.5, "azimuth": 132.0, "elevation": -14.0, "lookat": (1.3, 0.75, 0.55)},
     "close": {"distance": 1.2, "azimuth": 160.0, "elevation": -50.0, "lookat": (1.3, 0.75, 0.42)},
+    "reach": {"distance": 0.9, "azimuth": 150.0, "elevation": -30.0, "lookat": (1.3, 0.75, 0.55)},
 }
 
 _OBJECT_TASKS = ("FetchPush", "FetchPickAndPlace", "FetchSlide")
