@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 QUEUE="${1:-benchmarks/learning/queue.txt}"
 COMMON="--n-envs 4 --batch-size 64 --learning-rate 1e-4 --gamma 0.95 --learning-starts 1000 --threads 1 --total-steps 3000000 --checkpoint-freq 0"
-REACH="--env pixelrl/PointReach-v0 --env-kwargs '{"noise":220}' --image-size 32 --frame-stack 2 --goal-mode strict --buffer-size 200000 $COMMON"
+REACH="--env pixelrl/PointReach-v0 --env-kwargs '{\"noise\":220}' --image-size 32 --frame-stack 2 --goal-mode strict --buffer-size 200000 $COMMON"
 PUSH="--env pixelrl/PointPush-v0 --image-size 32 --frame-stack 2 --goal-mode strict --buffer-size 300000 $COMMON"
 FETCHREACH="--env FetchReach-v4 --image-size 32 --frame-stack 2 --camera reach --hide-goal --goal-mode strict --buffer-size 200000 $COMMON"
 STATE="--env pixelrl/PointReach-v0 --full-state --buffer-size 200000 $COMMON"

@@ -6,7 +6,7 @@ headless OpenGL backend (``MUJOCO_GL=egl``) on Linux machines without a display,
 torch is not imported yet, lets it back large CPU tensors with transparent huge pages
 (``THP_MEM_ALLOC_ENABLE=1``; set it to 0 to opt out), which speeds up CNN training on CPU.
 
-Example:
+Examples:
     >>> from stable_baselines3 import SAC
     >>> import pixelrl
     >>> SAC.policy_aliases["DrQv2SACPolicy"] is pixelrl.DrQv2SACPolicy

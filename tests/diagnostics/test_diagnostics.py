@@ -69,8 +69,11 @@ def test_gradient_flow_of_the_three_wirings(policies, batch):
     assert flows["drqv2"].critic_step_changes_encoder
     assert not flows["drqv2"].actor_step_changes_encoder
     # Separate: each loss trains its own encoder.
-    assert flows["sb3-separate"].critic_backward_grad_norm > 0
-    assert flows["sb3-separate"].actor_step_changes_encoder
+    separate = flows["sb3-separate"]
+    assert separate.critic_backward_grad_norm > 0
+    assert separate.actor_backward_grad_norm > 0
+    assert separate.critic_step_changes_encoder
+    assert separate.actor_step_changes_encoder
 
 
 def test_gradient_flow_check_leaves_the_policy_unchanged(policies, batch):

@@ -232,3 +232,18 @@ def test_fetch_train_eval_render_frame(tmp_path):
                  "--out-dir", str(tmp_path / "frames"))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "frames" / f"{run}_agent.png").is_file() and (tmp_path / "frames" / f"{run}_full.png").is_file()
+
+
+@pytest.mark.slow
+def test_demo_learns_and_writes_every_artifact(tmp_path):
+    result = cli("demo", "--out-dir", str(tmp_path), "--total-steps", "4100", timeout=900)
+    assert result.returncode == 0, result.stderr
+    run = "demo_pixelrl-PointReach-v0_seed0"
+    assert (tmp_path / "checkpoints" / f"{run}.zip").is_file()
+    assert (tmp_path / "checkpoints" / f"{run}.meta.json").is_file()
+    assert {p.name for p in (tmp_path / "checkpoints" / run).iterdir()} == {
+        "step4000.zip", "step4000.meta.json", "step4000.buffer.pkl",
+    }  # fmt: skip
+    assert json.loads((tmp_path / "results" / f"{run}_eval.json").read_text())["episodes"] == 20
+    assert (tmp_path / "results" / f"{run}_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert list((tmp_path / "runs" / "demo" / "pixelrl-PointReach-v0" / "seed0").glob("events.out.tfevents.*"))

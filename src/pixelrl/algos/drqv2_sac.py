@@ -136,7 +136,7 @@ class DrQv2SAC(SAC):
         ValueError: If ``use_sde`` is True, ``target_encoder`` is unknown, or ``encoder_tau`` is
             out of range or given with ``target_encoder="online"``.
 
-    Example:
+    Examples:
         >>> import gymnasium as gym
         >>> from pixelrl.algos import DrQv2SAC
         >>> from pixelrl.wrappers import PixelObservationWrapper

@@ -39,7 +39,7 @@ class RandomShiftAug(nn.Module):
     Raises:
         ValueError: If ``pad`` is negative.
 
-    Example:
+    Examples:
         >>> aug = RandomShiftAug(pad=1)
         >>> x = torch.arange(9, dtype=torch.uint8).reshape(1, 1, 3, 3)
         >>> aug.shift(x, dy=torch.tensor([1]), dx=torch.tensor([0]))[0, 0].tolist()

@@ -84,7 +84,7 @@ class CompactHerReplayBuffer(_ImageAugmentation, HerReplayBuffer, FrameStore):
             not divide ``C``, goal keys are missing, the env cannot ``compute_reward``,
             ``optimize_memory_usage`` is set, or an option is out of range.
 
-    Example:
+    Examples:
         >>> from stable_baselines3 import SAC
         >>> import pixelrl  # registers "DrQv2SACPolicy"
         >>> SAC("DrQv2SACPolicy", vec_env, buffer_size=500_000,  # doctest: +SKIP
@@ -175,7 +175,7 @@ class CompactHerReplayBuffer(_ImageAugmentation, HerReplayBuffer, FrameStore):
         Raises:
             ValueError: For the configurations the constructor rejects.
 
-        Example:
+        Examples:
             >>> from gymnasium import spaces
             >>> space = spaces.Dict({"pixels": spaces.Box(0, 255, (12, 84, 84), np.uint8),
             ...                      "achieved_goal": spaces.Box(-1, 1, (3,)), "desired_goal": spaces.Box(-1, 1, (3,))})

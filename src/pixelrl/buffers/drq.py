@@ -100,7 +100,7 @@ class DrQDictReplayBuffer(_ImageAugmentation, DictReplayBuffer):
     Raises:
         ValueError: If there is no image key to augment or ``pad < 0``.
 
-    Example:
+    Examples:
         >>> from stable_baselines3 import SAC
         >>> import pixelrl  # registers "DrQv2SACPolicy"
         >>> SAC("DrQv2SACPolicy", "pixelrl/PointReach-v0",  # doctest: +SKIP

@@ -28,7 +28,7 @@ class PixelReplayBuffer:
     Raises:
         ValueError: If ``img_shape`` is not channel-first ``(C, H, W)`` or a size is not positive.
 
-    Example:
+    Examples:
         >>> buffer = PixelReplayBuffer((12, 8, 8), goal_dim=3, act_dim=4, capacity=100, seed=0)
         >>> for _ in range(50):
         ...     buffer.add(np.zeros((12, 8, 8), np.uint8), np.full((12, 8, 8), 255, np.uint8),

@@ -67,8 +67,10 @@ class GradientFlow:
             loss's backward (0 when SB3's gradient gate blocks it).
         actor_backward_grad_norm: Norm of the gradient on the ACTOR's encoder after a backward
             through the actor alone (its actions and log-probabilities).
-        critic_step_changes_encoder: The critic optimizer step changed the actor's encoder.
+        critic_step_changes_encoder: The critic optimizer step changed the critic's encoder.
         actor_step_changes_encoder: The actor optimizer step changed the actor's encoder.
+            (With a shared encoder both are the same module; with separate encoders each
+            loss trains its own.)
     """
 
     critic_backward_grad_norm: float
@@ -114,9 +116,9 @@ def gradient_flow_check(
     critic_loss, _ = sac_losses(policy, batch, ent_coef=ent_coef, gamma=gamma)
     critic_loss.backward()
     critic_grad = _grad_norm(critic_encoder)
-    before = _snapshot(actor_encoder)
+    before = _snapshot(critic_encoder)
     policy.critic.optimizer.step()
-    critic_moves = _changed(actor_encoder, before)
+    critic_moves = _changed(critic_encoder, before)
 
     _, actor_loss = sac_losses(policy, batch, ent_coef=ent_coef, gamma=gamma)
     policy.actor.optimizer.zero_grad(set_to_none=True)

@@ -126,7 +126,7 @@ def optimizer_membership(policy: SACPolicy) -> OptimizerMembership:
     Returns:
         The membership counts and sharing flags.
 
-    Example:
+    Examples:
         >>> import gymnasium as gym
         >>> import pixelrl.envs
         >>> from pixelrl.wrappers import PixelObservationWrapper

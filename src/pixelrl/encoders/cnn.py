@@ -78,7 +78,7 @@ class NatureCNN(nn.Module):
         ValueError: If the shape is not 3-D, the image is smaller than 36x36, or
             ``features_dim`` is not positive.
 
-    Example:
+    Examples:
         >>> cnn = NatureCNN((3, 84, 84), features_dim=16)
         >>> cnn.feature_map_shape
         (64, 7, 7)
@@ -177,7 +177,7 @@ class ManipulationCNN(nn.Module):
     Raises:
         ValueError: If ``in_channels`` or ``num_filters`` is not positive.
 
-    Example:
+    Examples:
         >>> cnn = ManipulationCNN(in_channels=12, num_filters=8)
         >>> cnn.output_shape(84, 84)
         (8, 21, 21)

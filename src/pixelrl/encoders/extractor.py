@@ -157,7 +157,7 @@ class ManipulationExtractor(BaseFeaturesExtractor):
             float (without ``normalized_image``) or mis-bounded 3-D Box, an image too small for
             NatureCNN, a nested space, or a non-positive size.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from gymnasium import spaces
         >>> space = spaces.Dict({

@@ -48,7 +48,7 @@ class SpatialSoftmax(nn.Module):
     Raises:
         ValueError: If a size is not positive or ``temperature`` is not a positive finite number.
 
-    Example:
+    Examples:
         >>> ss = SpatialSoftmax(height=5, width=5, num_channels=1, temperature=0.01)
         >>> features = torch.zeros(1, 1, 5, 5)
         >>> features[0, 0, 0, 4] = 1.0  # top-right corner

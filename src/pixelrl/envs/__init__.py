@@ -14,7 +14,7 @@ Both are registered with gymnasium on import, with ``max_episode_steps=50``. Kno
 experiments (``image_size``, sprite sizes, ``render_goal``, background ``noise``,
 ``n_distractors``) are constructor keywords that ``gymnasium.make`` forwards.
 
-Example:
+Examples:
     >>> import gymnasium as gym
     >>> import pixelrl.envs
     >>> env = gym.make("pixelrl/PointReach-v0", image_size=16, max_episode_steps=10)

@@ -108,7 +108,7 @@ class PointPushEnv(gym.Env[Observation, npt.NDArray[np.float32]]):
         ValueError: a knob is out of range (the message says which and how to fix it).
         TypeError: a knob has the wrong type.
 
-    Example:
+    Examples:
         >>> env = PointPushEnv(image_size=16)
         >>> obs, info = env.reset(seed=0)
         >>> obs["observation"].shape, env.render().shape

@@ -110,7 +110,7 @@ class DrQv2SACPolicy(SACPolicy):
     Raises:
         ValueError: If ``share_features_extractor`` is False.
 
-    Example:
+    Examples:
         >>> import gymnasium as gym
         >>> from stable_baselines3 import SAC
         >>> import pixelrl

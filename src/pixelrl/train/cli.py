@@ -20,13 +20,32 @@ import tyro
 
 from pixelrl.train.config import PRESETS, ConfigError, TrainConfig, resolve_base
 
-__all__ = ["DEMO", "main", "parse_train_args"]
+__all__ = ["DEMO", "DEMO_FETCH", "main", "parse_train_args"]
 
 PROG = "pixelrl-train"
 
-#: The demo: a short FetchPush-v4 run from pixels that fits in minutes on a 2-core CPU.
+#: The demo on a MuJoCo-free pixel task that a 2-core CPU learns in minutes: success rises and
+#: the critic loss falls (16,000 steps; 95% deterministic success in the run documented in docs/).
 DEMO: dict[str, object] = {
-    "env": "FetchPush-v4",
+    "env": "pixelrl/PointReach-v0",
+    "image_size": 32,
+    "frame_stack": 2,
+    "n_envs": 4,
+    "batch_size": 64,
+    "buffer_size": 50_000,
+    "learning_starts": 1_000,
+    "total_steps": 16_000,
+    "checkpoint_freq": 4_000,
+    "save_replay_buffer": True,
+    "eval_episodes": 20,
+    "log_interval": 4,
+    "grad_norm_freq": 1_000,
+    "tag": "demo",
+}
+
+#: The chapter's demo on FetchPush-v4 at 84 x 84 (``--env FetchPush-v4``): every artifact in a
+#: few minutes, far too short for the agent to succeed.
+DEMO_FETCH: dict[str, object] = {
     "n_envs": 2,
     "total_steps": 3_000,
     "batch_size": 32,
@@ -69,16 +88,16 @@ class ProbeArgs:
 
 @dataclass(frozen=True)
 class DemoArgs:
-    """A short CPU training run (minutes) that writes every artifact and a learning-curve PNG."""
+    """A short CPU training run (minutes) that learns, writes every artifact and a learning-curve PNG."""
 
     out_dir: Path = Path("pixelrl-demo")
     """Folder for checkpoints/, results/ and runs/."""
-    env: str = "FetchPush-v4"
-    """Goal env to train on."""
+    env: str = "pixelrl/PointReach-v0"
+    """pixelrl/PointReach-v0 (learns in minutes) or a Fetch task (the chapter's demo: 84x84, 3,000 steps)."""
     seed: int = 0
     """Random seed."""
-    total_steps: int = int(DEMO["total_steps"])  # type: ignore[call-overload]
-    """Environment steps."""
+    total_steps: int | None = None
+    """Environment steps (default: 16,000 for pixelrl/* envs, 3,000 for Fetch)."""
     resume: bool = False
     """Continue an interrupted demo."""
 
@@ -179,7 +198,10 @@ def _run_demo(args: DemoArgs) -> int:
     from pixelrl.train.runner import train
     from pixelrl.train.summary import print_summary
 
-    settings = {**DEMO, "env": args.env, "seed": args.seed, "total_steps": args.total_steps, "resume": args.resume}
+    settings: dict[str, object] = dict(DEMO) if args.env.startswith("pixelrl/") else {**DEMO_FETCH}
+    settings.update(env=args.env, seed=args.seed, resume=args.resume)
+    if args.total_steps is not None:
+        settings["total_steps"] = args.total_steps
     config = dataclasses.replace(TrainConfig(), out_dir=args.out_dir, **settings)  # type: ignore[arg-type]
     result = train(config)
     png = result.paths.eval_json.with_name(f"{config.run_name}_curves.png")
@@ -290,7 +312,7 @@ def _run_probe(args: ProbeArgs) -> int:
     rows = probe_wirings(args.env, args.seed, args.batch_size)
     header = (
         f"{'wiring':<13} {'encoder in actor opt':>20} {'in critic opt':>14} {'shared':>7} "
-        f"{'trained by':>24} {'critic step moves it':>21} {'actor step moves it':>20}"
+        f"{'trained by':>24} {'critic step moves':>19} {'actor step moves':>17}"
     )
     print(header)
     print("-" * len(header))
@@ -300,7 +322,7 @@ def _run_probe(args: ProbeArgs) -> int:
         in_critic = f"{m['critic_encoder_in_critic_opt']}/{m['encoder_tensors']}"
         print(
             f"{row['wiring']:<13} {in_actor:>20} {in_critic:>14} {m['shared']!s:>7} {m['trained_by']:>24} "
-            f"{f['critic_step_changes_encoder']!s:>21} {f['actor_step_changes_encoder']!s:>20}"
+            f"{f['critic_step_changes_encoder']!s:>19} {f['actor_step_changes_encoder']!s:>17}"
         )
     norms = rows[0]["gradient_norms"]
     print(

@@ -226,7 +226,7 @@ def compare_table(results: Sequence[EvalResult], group_by_tag: bool = True) -> l
     Returns:
         Rows sorted by tag, env (and seed).
 
-    Example:
+    Examples:
         >>> base = {"env": "FetchPush-v4", "num_timesteps": 10, "episodes": 100, "mean_return": -5.0,
         ...         "mean_final_goal_distance": 0.01, "mean_time_to_success": 12.0}
         >>> runs = [{**base, "tag": "step2", "seed": s, "success_rate": r} for s, r in enumerate([0.9, 0.95, 1.0])]
@@ -280,7 +280,7 @@ def format_table(rows: Sequence[Mapping[str, object]], fmt: Literal["markdown", 
     Raises:
         ValueError: If ``fmt`` is not one of the three formats.
 
-    Example:
+    Examples:
         >>> print(format_table([{"tag": "step2", "success_mean": 0.95}], "markdown"), end="")
         | tag | success_mean |
         | --- | --- |

@@ -161,7 +161,7 @@ def detect_phases(
     Raises:
         ValueError: If the arrays differ in length.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> x = np.arange(100) * 1000
         >>> s = np.clip((x - 40_000) / 30_000, 0, 1) * 0.9 + 0.05

@@ -72,7 +72,7 @@ def fetch_proprio_indices(env_id: str) -> tuple[int, ...]:
     Raises:
         ValueError: If ``env_id`` is not a Fetch task.
 
-    Example:
+    Examples:
         >>> fetch_proprio_indices("FetchPush-v4")
         (0, 1, 2, 9, 10, 20, 21, 22, 23, 24)
         >>> len(fetch_proprio_indices("FetchReach-v4"))

@@ -75,7 +75,7 @@ class PixelObservationWrapper(gym.ObservationWrapper[PixelObs, Any, Any], gym.ut
             (``("achieved_goal",)`` in strict mode). Pass it as
             ``features_extractor_kwargs=dict(exclude_keys=wrapper.network_exclude_keys)``.
 
-    Example:
+    Examples:
         >>> import gymnasium as gym
         >>> import pixelrl.envs
         >>> env = PixelObservationWrapper(

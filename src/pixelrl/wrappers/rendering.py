@@ -44,7 +44,7 @@ def configure_headless_rendering() -> str | None:
     Returns:
         The value of ``MUJOCO_GL`` after the call, or ``None`` when it is unset.
 
-    Example:
+    Examples:
         >>> import os
         >>> from pixelrl.wrappers import configure_headless_rendering
         >>> backend = configure_headless_rendering()
@@ -73,7 +73,7 @@ def to_image_size(image_size: int | tuple[int, int]) -> tuple[int, int]:
     Raises:
         ValueError: If a side is not a positive integer.
 
-    Example:
+    Examples:
         >>> to_image_size(84)
         (84, 84)
         >>> to_image_size((48, 64))
@@ -146,7 +146,7 @@ def render_and_resize(env: Any, image_size: int | tuple[int, int] = (84, 84)) ->
             ``render_mode="rgb_array"``), returns something that is not an ``(H, W, 3)``
             uint8 frame, or no OpenGL backend can render.
 
-    Example:
+    Examples:
         >>> import gymnasium as gym
         >>> import pixelrl.envs
         >>> env = gym.make("pixelrl/PointReach-v0", image_size=16)
