@@ -44,7 +44,6 @@ def machine() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch": th.__version__,
         "torch_threads": th.get_num_threads(),
-        "load_average_at_start": os.getloadavg(),
     }
 
 
@@ -172,6 +171,7 @@ def main() -> None:
     base = parse_train_args(argv[split + 1 :])
     base.validate()
     for seed in args.seeds:
+        load_at_start = os.getloadavg()
         config = dataclasses.replace(
             base, seed=seed, eval_episodes=0, checkpoint_freq=0, progress=False, grad_norm_freq=0
         )
@@ -198,7 +198,7 @@ def main() -> None:
             "time_to_50": time_to(callback.rows, 0.5),
             "time_to_80": time_to(callback.rows, 0.8),
             "final_success": callback.rows[-1]["eval_success"] if callback.rows else None,
-            "machine": {**machine(), "load_average_at_end": os.getloadavg()},
+            "machine": {**machine(), "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg()},
             "command": shlex.join([sys.executable, *sys.argv]),
         }
         (out / f"seed{seed}.json").write_text(json.dumps(record, indent=1) + "\n")
