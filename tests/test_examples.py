@@ -46,3 +46,21 @@ def test_wrap_other_goal_env(tmp_path):
     out = run("wrap_other_goal_env.py", "--steps", "160", "--image-size", "32", cwd=tmp_path)
     assert "trained 160 steps on pixels of PointMaze_UMaze-v3" in out.stdout
     assert "'pixels': (6, 32, 32)" in out.stdout
+
+
+@pytest.mark.mujoco
+@pytest.mark.slow
+def test_rl_zoo_hyperparameters_train_with_pixelrl_parts(tmp_path):
+    import zipfile
+
+    cmd = [
+        sys.executable, "-m", "rl_zoo3.train", "--algo", "sac", "--env", "FetchReach-v4",
+        "--gym-packages", "gymnasium_robotics", "--conf-file", str(EXAMPLES / "rl_zoo" / "pixelrl_fetch.py"),
+        "-n", "1100", "--eval-freq", "-1", "-params", "learning_starts:1000", "batch_size:8",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    model = tmp_path / "logs" / "sac" / "FetchReach-v4_1" / "FetchReach-v4.zip"
+    data = zipfile.ZipFile(model).read("data").decode()
+    assert "DrQv2SACPolicy" in data and "CompactHerReplayBuffer" in data and "ManipulationExtractor" in data
