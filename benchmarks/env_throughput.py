@@ -2,7 +2,8 @@
 
 - pixelrl (``pixelrl-train``'s defaults): ``make_fetch_env`` (MuJoCo renders 84x84 natively),
   ``SubprocVecEnv`` (``forkserver``), ``DrQv2SAC`` (separate target encoder), channels-last
-  convolutions, ``CompactHerReplayBuffer``, transparent huge pages for torch's CPU tensors.
+  convolutions, ``CompactHerReplayBuffer`` (frames kept on the GPU when the learner is on one),
+  transparent huge pages for torch's CPU tensors.
 - chapter: ``PixelObservationWrapper(gym.make(id, render_mode="rgb_array"), image_size=84)``
   (MuJoCo renders 480x480, PIL resizes to 84x84), ``DummyVecEnv``, SB3's ``SAC`` with
   ``DrQv2SACPolicy``, SB3's ``HerReplayBuffer``, torch's default allocator.
@@ -81,6 +82,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from stable_baselines3 import SAC, HerReplayBuffer
     from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.utils import get_device
 
     from pixelrl.algos import DrQv2SAC
     from pixelrl.buffers import CompactHerReplayBuffer
@@ -121,6 +123,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         learning_starts=args.learning_starts,
         buffer_size=args.learning_starts + args.steps + 100 * args.n_envs,
         seed=0,
+        device=args.device,
     )
     her = {"n_sampled_goal": 4, "goal_selection_strategy": "future"}
     if chapter:
@@ -129,8 +132,11 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
             policy_kwargs={"net_arch": [256, 256]}, **common,
         )  # fmt: skip
     else:
+        # As pixelrl-train: the frame ring lives on the training GPU when there is one.
+        learner = get_device(args.device)
+        frames = {"frames_device": learner} if learner.type == "cuda" else {}
         model = DrQv2SAC(
-            "DrQv2SACPolicy", venv, replay_buffer_class=CompactHerReplayBuffer, replay_buffer_kwargs=her,
+            "DrQv2SACPolicy", venv, replay_buffer_class=CompactHerReplayBuffer, replay_buffer_kwargs=her | frames,
             policy_kwargs={"net_arch": [256, 256], "features_extractor_kwargs": {"channels_last": True}}, **common,
         )  # fmt: skip
     timer = Timer(start_at=args.learning_starts + args.n_envs)
@@ -141,6 +147,8 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         "steps": timer.steps,
         "collection_env_steps_per_s": collection,
         "vec_env_start_seconds": vec_env_start,
+        "learner_device": str(model.device),
+        "frames_device": str(getattr(model.replay_buffer, "frames_device", None)),
         "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE"),
     }
 
@@ -155,6 +163,7 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=4)
     parser.add_argument("--vec-env", default="forkserver", choices=["dummy", "forkserver", "spawn"], help="pixelrl's")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in the learner process")
+    parser.add_argument("--device", default="auto", help="torch device of both learners (SB3's auto: cuda if present)")
     parser.add_argument("--pipeline", choices=["chapter", "pixelrl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
@@ -171,7 +180,7 @@ def main() -> None:
     forwarded = [
         "--learning-starts", str(args.learning_starts), "--collection-steps", str(args.collection_steps),
         "--batch-size", str(args.batch_size), "--n-envs", str(args.n_envs), "--vec-env", args.vec_env,
-        "--threads", str(args.threads), *(["--quick"] if args.quick else []),
+        "--threads", str(args.threads), "--device", args.device, *(["--quick"] if args.quick else []),
     ]  # fmt: skip
     runs: dict[str, list[dict[str, Any]]] = {"chapter": [], "pixelrl": []}
     for name, steps in schedule:
@@ -194,8 +203,9 @@ def main() -> None:
             "learning_starts": args.learning_starts,
             "timed_env_steps_per_pipeline": args.steps,
             "torch_threads": args.threads,
+            "device": args.device,
             "pixelrl": f"make_fetch_env 84x84 native, SubprocVecEnv({args.vec_env}), DrQv2SAC(separate target), "
-            "channels_last, CompactHerReplayBuffer, THP_MEM_ALLOC_ENABLE=1",
+            "channels_last, CompactHerReplayBuffer (frames on the learner's GPU if any), THP_MEM_ALLOC_ENABLE=1",
             "chapter": "gym.make 480x480 + PIL resize, DummyVecEnv, SAC + DrQv2SACPolicy, HerReplayBuffer, "
             "THP_MEM_ALLOC_ENABLE=0",
         },

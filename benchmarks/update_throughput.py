@@ -7,6 +7,7 @@ for every configuration, in a rotating order so that drift on a shared machine h
 
     python benchmarks/update_throughput.py            # full: batch 256, 2 threads
     python benchmarks/update_throughput.py --quick    # sanity check: batch 16, one round
+    python benchmarks/update_throughput.py --device cuda --steps 20 --autocast bf16
 
 Prints one JSON object.
 """
@@ -21,7 +22,8 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import gymnasium as gym
@@ -68,10 +70,10 @@ class FakeFetchEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return -(np.linalg.norm(np.asarray(achieved_goal) - desired_goal, axis=-1) > 0.05).astype(np.float32)
 
 
-def filled_buffer(env: FakeFetchEnv, size: int, augment: bool, seed: int) -> DictReplayBuffer:
+def filled_buffer(env: FakeFetchEnv, size: int, augment: bool, seed: int, device: torch.device) -> DictReplayBuffer:
     rng = np.random.default_rng(seed)
     buffer_class = DrQDictReplayBuffer if augment else DictReplayBuffer
-    buffer = buffer_class(size, env.observation_space, env.action_space, device="cpu", n_envs=1)
+    buffer = buffer_class(size, env.observation_space, env.action_space, device=device, n_envs=1)
 
     def obs() -> dict[str, np.ndarray]:
         return {
@@ -87,21 +89,35 @@ def filled_buffer(env: FakeFetchEnv, size: int, augment: bool, seed: int) -> Dic
     return buffer
 
 
-def configurations() -> dict[str, Callable[[FakeFetchEnv], OffPolicyAlgorithm]]:
+def configurations(device: torch.device) -> dict[str, Callable[[FakeFetchEnv], OffPolicyAlgorithm]]:
+    chapter: dict[str, Any] = {**CHAPTER, "device": device}
+
     def drqv2sac(target_encoder: str) -> Callable[[FakeFetchEnv], OffPolicyAlgorithm]:
-        return lambda env: DrQv2SAC("DrQv2SACPolicy", env, target_encoder=target_encoder, **CHAPTER)  # type: ignore[arg-type]
+        return lambda env: DrQv2SAC("DrQv2SACPolicy", env, target_encoder=target_encoder, **chapter)
 
     def sac_separate(env: FakeFetchEnv) -> OffPolicyAlgorithm:
         policy_kwargs = {"net_arch": [256, 256], "features_extractor_class": ManipulationExtractor}
-        kwargs = {**CHAPTER, "policy_kwargs": policy_kwargs}
-        return SAC("MultiInputPolicy", env, **kwargs)  # type: ignore[arg-type]
+        return SAC("MultiInputPolicy", env, **{**chapter, "policy_kwargs": policy_kwargs})
 
     return {
         "DrQv2SAC(target_encoder='separate')": drqv2sac("separate"),
         "DrQv2SAC(target_encoder='online')": drqv2sac("online"),
-        "SAC + DrQv2SACPolicy": lambda env: SAC("DrQv2SACPolicy", env, **CHAPTER),  # type: ignore[arg-type]
+        "SAC + DrQv2SACPolicy": lambda env: SAC("DrQv2SACPolicy", env, **chapter),
         "SAC + MultiInputPolicy (separate ManipulationExtractors)": sac_separate,
     }
+
+
+@contextmanager
+def precision(device: torch.device, autocast: str) -> Iterator[None]:
+    """bf16 autocast around a whole ``train()`` call (bf16 needs no loss scaling), or nothing."""
+    context = torch.autocast(device.type, dtype=torch.bfloat16) if autocast == "bf16" else nullcontext()
+    with context:
+        yield
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def count_encoder_passes(model: OffPolicyAlgorithm, batch_size: int) -> int:
@@ -114,23 +130,26 @@ def count_encoder_passes(model: OffPolicyAlgorithm, batch_size: int) -> int:
     return calls[0]
 
 
-def encoder_micro(batch_size: int, image_size: int) -> dict[str, float]:
+def encoder_micro(batch_size: int, image_size: int, device: torch.device, autocast: str) -> dict[str, float]:
     """Milliseconds of one ManipulationExtractor pass, contiguous (NCHW) vs channels_last."""
     space = FakeFetchEnv(image_size).observation_space
     out: dict[str, float] = {}
+    repeats = 4 if device.type == "cpu" else 20
     for layout in ("contiguous", "channels_last"):
         fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-        encoder = ManipulationExtractor(space).to(memory_format=fmt)  # type: ignore[call-overload]
-        obs = {key: torch.rand(batch_size, *sub.shape) for key, sub in space.spaces.items()}
+        encoder = ManipulationExtractor(space).to(device=device, memory_format=fmt)  # type: ignore[call-overload]
+        obs = {key: torch.rand(batch_size, *sub.shape, device=device) for key, sub in space.spaces.items()}
         obs["pixels"] = obs["pixels"].contiguous(memory_format=fmt)
         for label, grad in (("forward_ms", False), ("forward_backward_ms", True)):
             times = []
-            for _ in range(4):
+            for _ in range(repeats):
+                synchronize(device)
                 start = time.perf_counter()
-                with torch.set_grad_enabled(grad):
+                with torch.set_grad_enabled(grad), precision(device, autocast):
                     features = encoder(obs)
                     if grad:
-                        features.square().mean().backward()
+                        features.float().square().mean().backward()
+                synchronize(device)
                 times.append(time.perf_counter() - start)
             out[f"{layout}_{label}"] = round(1000 * statistics.median(times[1:]), 1)
     return out
@@ -150,6 +169,7 @@ def machine() -> dict[str, Any]:
         "stable_baselines3": stable_baselines3.__version__,
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 
 
@@ -164,6 +184,8 @@ def main() -> None:
     parser.add_argument("--buffer-size", type=int, default=1000)
     parser.add_argument("--augment", action="store_true", help="sample through DrQ's random shift (pad 4)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="torch device of the models and the buffer's samples")
+    parser.add_argument("--autocast", choices=["none", "bf16"], default="none", help="bf16 autocast around train()")
     parser.add_argument(
         "--channels-last", action="store_true", help="policy.to(memory_format=torch.channels_last) for every model"
     )
@@ -172,13 +194,14 @@ def main() -> None:
         args.batch_size, args.rounds, args.steps, args.buffer_size = 16, 1, 1, 64
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    device = torch.device(args.device)
     load_before = os.getloadavg()
 
     env = FakeFetchEnv(args.image_size)
-    buffer = filled_buffer(env, args.buffer_size, args.augment, args.seed)
+    buffer = filled_buffer(env, args.buffer_size, args.augment, args.seed, device)
     models: dict[str, OffPolicyAlgorithm] = {}
     passes: dict[str, int] = {}
-    for name, build in configurations().items():
+    for name, build in configurations(device).items():
         model = build(env)
         if args.channels_last:
             model.policy.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -192,9 +215,20 @@ def main() -> None:
     for round_index in range(args.rounds):
         order = names[round_index % len(names) :] + names[: round_index % len(names)]
         for name in order:
+            synchronize(device)
             start = time.perf_counter()
-            models[name].train(gradient_steps=args.steps, batch_size=args.batch_size)
+            with precision(device, args.autocast):
+                models[name].train(gradient_steps=args.steps, batch_size=args.batch_size)
+            synchronize(device)
             seconds[name].append(time.perf_counter() - start)
+
+    sample_seconds = []
+    for _ in range(max(5, args.rounds)):
+        synchronize(device)
+        start = time.perf_counter()
+        buffer.sample(args.batch_size)
+        synchronize(device)
+        sample_seconds.append(time.perf_counter() - start)
 
     rates = {name: [args.steps / s for s in times] for name, times in seconds.items()}
     baseline = statistics.median(rates["SAC + DrQv2SACPolicy"])
@@ -218,6 +252,8 @@ def main() -> None:
             "batch_size": args.batch_size,
             "observation": {"pixels": [12, args.image_size, args.image_size], "proprioception": 10, "goals": 3 + 3},
             "threads": args.threads,
+            "device": str(device),
+            "autocast": args.autocast,
             "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE"),
             "rounds": args.rounds,
             "gradient_steps_per_call": args.steps,
@@ -226,7 +262,8 @@ def main() -> None:
             "hyperparameters": HYPERPARAMETERS | {"net_arch": [256, 256]},
         },
         "results": results,
-        "encoder_micro_ms": encoder_micro(args.batch_size, args.image_size),
+        "replay_sample_ms_median": round(1000 * statistics.median(sample_seconds), 1),
+        "encoder_micro_ms": encoder_micro(args.batch_size, args.image_size, device, args.autocast),
     }
     print(json.dumps(report, indent=2))
 

@@ -150,16 +150,21 @@ def valid_indices(buffer) -> tuple[np.ndarray, np.ndarray]:
     data=st.data(),
     min_episode_length=st.sampled_from([1, 2, 25]),
     strategy=st.sampled_from(["future", "final", "episode"]),
+    frames_device=st.sampled_from([None, "cpu"]),  # NumPy ring, or a torch tensor ring
 )
 def test_every_sampleable_observation_is_what_the_wrapper_produced(
-    n_envs, frame_stack, rows, data, min_episode_length, strategy
+    n_envs, frame_stack, rows, data, min_episode_length, strategy, frames_device
 ):
     lengths = data.draw(st.lists(st.lists(st.integers(1, rows - 1), min_size=1, max_size=4), min_size=n_envs))
     terminates = data.draw(st.lists(st.booleans(), min_size=1, max_size=3))
     n_steps = data.draw(st.integers(1, 4 * rows))
     vec_env = coded_vec_env(n_envs, lengths, terminates, frame_stack)
     ours, theirs = make_buffers(
-        vec_env, rows * n_envs, goal_selection_strategy=strategy, min_episode_length=min_episode_length
+        vec_env,
+        rows * n_envs,
+        goal_selection_strategy=strategy,
+        min_episode_length=min_episode_length,
+        frames_device=frames_device,
     )
     records = drive(vec_env, [ours, theirs], n_steps)
 
@@ -209,7 +214,8 @@ def test_terminal_transition_returns_the_terminal_frame_not_the_reset_frame():
         ours.get_observations(np.array([3]), np.array([0]))
 
 
-def test_sb3_equivalence_with_wrap_around_for_every_strategy_and_info_dicts():
+@pytest.mark.parametrize("frames_device", [None, "cpu"])
+def test_sb3_equivalence_with_wrap_around_for_every_strategy_and_info_dicts(frames_device):
     vec_env = point_vec_env(2, seed=0)  # 10-step episodes, frame_stack 2, 16x16
     for strategy in ("future", "final", "episode"):
         for copy_info in (False, True):
@@ -220,7 +226,9 @@ def test_sb3_equivalence_with_wrap_around_for_every_strategy_and_info_dicts():
                 copy_info_dict=copy_info,
                 n_sampled_goal=3,
                 min_episode_length=10,
+                frames_device=frames_device,
             )
+            assert isinstance(ours.frames, np.ndarray if frames_device is None else th.Tensor)
             drive(vec_env, [ours, theirs], 95, seed=1)
             assert ours.full
             np.testing.assert_array_equal(ours.ep_length, theirs.ep_length)
@@ -449,6 +457,36 @@ def test_pickle_round_trip_of_a_wrapped_buffer_is_exact():
     a = clone.sample(20)
     np.random.seed(0)
     assert_same_batch(a, buffer.sample(20))
+
+
+def test_frames_on_a_torch_device_pickle_as_host_arrays_and_load_without_that_device(monkeypatch):
+    vec_env = coded_vec_env(2, [[2, 5], [3, 4]], [True, False], frame_stack=3)
+    on_device = CompactHerReplayBuffer(
+        20, vec_env.observation_space, vec_env.action_space, vec_env, n_envs=2, frames_device="cpu"
+    )
+    in_host = CompactHerReplayBuffer(20, vec_env.observation_space, vec_env.action_space, vec_env, n_envs=2)
+    drive(vec_env, [on_device, in_host], 25)
+    assert isinstance(on_device.frames, th.Tensor)
+    np.testing.assert_array_equal(on_device.frames.numpy(), in_host.frames)
+
+    state = on_device.__getstate__()
+    assert isinstance(state["_saved_arrays"]["frames"], np.ndarray)
+    clone = pickle.loads(pickle.dumps(on_device))
+    assert isinstance(clone.frames, th.Tensor)
+    clone.set_env(vec_env)
+    np.random.seed(0)
+    a = clone.sample(16)
+    np.random.seed(0)
+    assert_same_batch(a, in_host.sample(16))
+
+    # Saved from a GPU, loaded where there is none: the frames come back in host memory.
+    state["frames_device"] = th.device("cuda")
+    monkeypatch.setattr(th.cuda, "is_available", lambda: False)
+    restored = CompactHerReplayBuffer.__new__(CompactHerReplayBuffer)
+    with pytest.warns(UserWarning, match="loaded into host memory"):
+        restored.__setstate__(state)
+    assert restored.frames_device is None
+    np.testing.assert_array_equal(restored.frames, in_host.frames)
 
 
 # -- errors ------------------------------------------------------------------------------------

@@ -100,3 +100,26 @@ def test_algorithm_follows_the_routing_and_shows_in_the_tag():
     assert dataclasses.replace(base, target_encoder="online").run_tag == "manip_noDrQ_criticEnc_tgtOnline"
     with pytest.raises(ConfigError, match="--algo drqv2sac trains the encoder through the critic"):
         dataclasses.replace(base, algo="drqv2sac", critic_encoder=False).validate()
+
+
+@pytest.mark.parametrize(
+    ("device", "frames_device", "buffer", "expected"),
+    [
+        ("cuda", "auto", "compact", "cuda"),  # training on a GPU: the frame ring lives there
+        ("cuda", "host", "compact", None),
+        ("cpu", "auto", "compact", None),
+        ("cuda", "auto", "sb3", None),  # SB3's layout has no frame ring
+    ],
+)
+def test_compact_buffer_keeps_frames_on_the_training_gpu_unless_told_otherwise(
+    monkeypatch, device, frames_device, buffer, expected
+):
+    import torch
+
+    from pixelrl.train import factory
+
+    monkeypatch.setattr(factory, "get_device", lambda name: torch.device(device))
+    config = dataclasses.replace(TrainConfig(), frames_device=frames_device, buffer=buffer)
+    _, kwargs = factory.buffer_setup(config)
+    got = kwargs.get("frames_device")
+    assert (None if got is None else got.type) == expected

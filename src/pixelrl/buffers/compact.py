@@ -12,6 +12,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import BaseBuffer
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples
+from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from stable_baselines3.her.goal_selection_strategy import GoalSelectionStrategy
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
@@ -78,11 +79,19 @@ class CompactHerReplayBuffer(_ImageAugmentation, HerReplayBuffer, FrameStore):
         augmentation: A picklable callable used instead of the random shift.
         image_keys: Keys to augment; default every uint8 image key.
         min_episode_length: Shortest episode the frame ring is sized for (see above).
+        frames_device: Where the frame ring lives. ``None`` (default): host memory. A torch
+            device (``"cuda"``, or ``"auto"`` for CUDA when present, else host memory): the ring
+            is a tensor kept there and
+            stacks are gathered there, so training on a GPU copies only each step's new frames
+            to it instead of a 43 MB batch per update (the chapter's 84 x 84 x 4 stacks at batch
+            256). Saved buffers always hold host arrays; loading one on a machine without
+            that device keeps the frames in host memory, with a warning.
 
     Raises:
         ValueError: If the pixel key is missing or not ``(C, H, W)`` uint8, ``frame_stack`` does
             not divide ``C``, goal keys are missing, the env cannot ``compute_reward``,
-            ``optimize_memory_usage`` is set, or an option is out of range.
+            ``optimize_memory_usage`` is set, an option is out of range, or the frame ring does
+            not fit in the free memory of ``frames_device``.
 
     Examples:
         >>> from stable_baselines3 import SAC
@@ -115,6 +124,7 @@ class CompactHerReplayBuffer(_ImageAugmentation, HerReplayBuffer, FrameStore):
         augmentation: AugmentFn | None = None,
         image_keys: Sequence[str] | None = None,
         min_episode_length: int = 25,
+        frames_device: th.device | str | None = None,
     ) -> None:
         layout = CompactLayout.build(
             buffer_size, observation_space, action_space, n_envs, frame_stack, pixel_key, copy_info_dict,
@@ -138,8 +148,12 @@ class CompactHerReplayBuffer(_ImageAugmentation, HerReplayBuffer, FrameStore):
         self.pixel_key = pixel_key
         self.min_episode_length = min_episode_length
         self._layout = layout
+        self.frames_device = None if frames_device is None else get_device(frames_device)
+        if frames_device == "auto" and self.frames_device is not None and self.frames_device.type == "cpu":
+            self.frames_device = None  # no CUDA: the NumPy ring is the fast path in host memory
         self._assign(layout.allocate())
-        warn_if_too_large(self.nbytes)
+        self._place_frames()
+        warn_if_too_large(self.nbytes if self.frames_device is None else self.nbytes - self.frames.nbytes)
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -291,6 +305,7 @@ class CompactHerReplayBuffer(_ImageAugmentation, HerReplayBuffer, FrameStore):
         """Empty the buffer (capacity and arrays are kept)."""
         super().reset()
         self._assign(self._layout.allocate())
+        self._place_frames()
 
     def set_env(self, env: VecEnv) -> None:
         """Set the env after unpickling (SB3's ``load_replay_buffer`` calls it) and check it can relabel.
@@ -359,6 +374,11 @@ class CompactHerReplayBuffer(_ImageAugmentation, HerReplayBuffer, FrameStore):
     ) -> DictReplayBufferSamples:
         raise NotImplementedError("CompactHerReplayBuffer samples whole-episode transitions only; call sample().")
 
+    def _tensor(self, value: Any) -> th.Tensor:
+        if isinstance(value, th.Tensor):  # pixels gathered on frames_device
+            return value.to(self.device)
+        return self.to_torch(value, copy=False)
+
     def _samples(
         self,
         real_batch: Array,
@@ -398,9 +418,9 @@ class CompactHerReplayBuffer(_ImageAugmentation, HerReplayBuffer, FrameStore):
         assert isinstance(next_obs_, dict)
         # Every array here is a fresh gather: tensors can share its memory (no second copy).
         return DictReplayBufferSamples(
-            observations={key: self.to_torch(value, copy=False) for key, value in obs_.items()},
+            observations={key: self._tensor(value) for key, value in obs_.items()},
             actions=self.to_torch(self.actions[batch_indices, env_indices], copy=False),
-            next_observations={key: self.to_torch(value, copy=False) for key, value in next_obs_.items()},
+            next_observations={key: self._tensor(value) for key, value in next_obs_.items()},
             dones=self.to_torch(dones, copy=False),
             rewards=self.to_torch(self._normalize_reward(rewards, env), copy=False),
         )

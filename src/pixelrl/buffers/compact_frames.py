@@ -12,9 +12,11 @@ was stored, not its capacity.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
+import torch as th
 from gymnasium import spaces
 
 from pixelrl.buffers.compact_layout import ENV_ARRAYS, FRAME_ARRAYS, TRANSITION_ARRAYS, CompactLayout
@@ -23,13 +25,16 @@ __all__ = ["FrameStore"]
 
 Array = np.ndarray[Any, Any]
 ObsDict = dict[str, Array]
+# Pixels rebuilt from a frame ring on a torch device come back as a tensor on that device.
+SampledObs = dict[str, Any]
 
 
 class FrameStore:
     """Frame-ring bookkeeping shared by the compact HER buffer (a mixin; no SB3 state of its own).
 
     Attributes:
-        frames: ``(frame_rows, n_envs, c, H, W)`` uint8, per env a ring of single frames.
+        frames: ``(frame_rows, n_envs, c, H, W)`` uint8, per env a ring of single frames: a
+            NumPy array, or a tensor on ``frames_device`` when one is set.
         frame_episode_start: ``(frame_rows, n_envs)`` int64, the transition slot of the episode
             whose first frame is in that slot, else -1.
         frame_index: ``(rows, n_envs)`` int64, the frame slot of each transition's ``obs``'s
@@ -46,7 +51,8 @@ class FrameStore:
     observation_space: spaces.Dict
     observations: dict[str, Array]
     next_observations: dict[str, Array]
-    frames: Array
+    frames: Any  # Array, or th.Tensor on frames_device
+    frames_device: th.device | None
     frame_episode_start: Array
     frame_index: Array
     ep_start: Array
@@ -61,8 +67,8 @@ class FrameStore:
         """Bytes of the allocated arrays (equal to :meth:`estimate_nbytes`)."""
         return sum(array.nbytes for array in self._arrays().values())
 
-    def _arrays(self) -> dict[str, Array]:
-        out: dict[str, Array] = {}
+    def _arrays(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for name in self._layout.arrays:
             prefix, _, key = name.partition("/")
             out[name] = getattr(self, prefix)[key] if key else getattr(self, name)
@@ -91,6 +97,8 @@ class FrameStore:
                 array = array[:rows]
             elif base in FRAME_ARRAYS:
                 array = array[:frame_rows]
+                if isinstance(array, th.Tensor):
+                    array = array.cpu().numpy()  # loadable on a machine without that device
             else:
                 assert base in ENV_ARRAYS
             saved[name] = array
@@ -107,6 +115,32 @@ class FrameStore:
         for name, array in saved.items():
             arrays[name][: len(array)] = array
         self._assign(arrays)
+        device = self.frames_device
+        if device is not None and device.type == "cuda" and not th.cuda.is_available():
+            warnings.warn(
+                f"This buffer kept its frames on {device}, which this machine does not have; they are loaded "
+                "into host memory instead (every stored transition is kept).",
+                stacklevel=3,
+            )
+            self.frames_device = None
+        self._place_frames()
+
+    def _place_frames(self) -> None:
+        """Move the frame ring to ``frames_device`` (after allocating or restoring it in host memory)."""
+        if self.frames_device is None:
+            return
+        shape, nbytes = self.frames.shape, self.frames.nbytes
+        if self.frames_device.type == "cuda":
+            free, _ = th.cuda.mem_get_info(self.frames_device)
+            if nbytes > free:
+                raise ValueError(
+                    f"The frame ring needs {nbytes / 1e9:.2f} GB on {self.frames_device} but {free / 1e9:.2f} GB are "
+                    "free there. Reduce buffer_size, or pass frames_device=None to keep the frames in host memory."
+                )
+        frames = th.zeros(shape, dtype=th.uint8, device=self.frames_device)
+        if self._frame_count.any():  # restored rows: copy them over (a fresh ring is all zeros already)
+            frames.copy_(th.from_numpy(self.frames))
+        self.frames = frames
 
     @property
     def frame_stack(self) -> int:
@@ -191,7 +225,7 @@ class FrameStore:
         ):
             episode = np.arange(start, start + self.ep_length[start, env_idx]) % self.buffer_size
             self.ep_length[episode, env_idx] = 0
-        self.frames[slot, env_idx] = frame
+        self.frames[slot, env_idx] = frame if self.frames_device is None else th.from_numpy(np.ascontiguousarray(frame))
         self.frame_episode_start[slot, env_idx] = episode_start
         self._frame_pos[env_idx] = (slot + 1) % self._layout.frame_rows
         self._frame_count[env_idx] += 1
@@ -206,7 +240,7 @@ class FrameStore:
 
         Returns:
             ``(obs, next_obs)``: dicts of ``(B, ...)`` NumPy arrays, pixels ``(B, C, H, W)`` uint8,
-            with the stored desired goals (no relabelling).
+            with the stored desired goals (no relabelling), wherever the frames are kept.
 
         Raises:
             ValueError: If a transition is not sampleable (never written, evicted, or in an
@@ -218,9 +252,10 @@ class FrameStore:
                 "Some transitions are not sampleable: only transitions of finished episodes that were not evicted "
                 "can be rebuilt (those with ep_length > 0)."
             )
-        return self._rebuild(batch_indices, env_indices)
+        obs, next_obs = self._rebuild(batch_indices, env_indices)
+        return _as_numpy(obs), _as_numpy(next_obs)
 
-    def _rebuild(self, batch_indices: Array, env_indices: Array) -> tuple[ObsDict, ObsDict]:
+    def _rebuild(self, batch_indices: Array, env_indices: Array) -> tuple[SampledObs, SampledObs]:
         layout = self._layout
         steps = (batch_indices - self.ep_start[batch_indices, env_indices]) % self.buffer_size
         newest = self.frame_index[batch_indices, env_indices]
@@ -229,10 +264,14 @@ class FrameStore:
         obs_slots = newest[:, None] - np.minimum(age[None, :], steps[:, None])
         next_slots = newest[:, None] + 1 - np.minimum(age[None, :], steps[:, None] + 1)
         slots = np.stack((obs_slots, next_slots)) % layout.frame_rows  # (2, B, frame_stack)
-        pixels = self.frames[slots, env_indices[None, :, None]]
+        if self.frames_device is None:
+            pixels = self.frames[slots, env_indices[None, :, None]]
+        else:  # one gather where the frames live: no batch crosses to that device
+            rows = th.from_numpy(slots * self.n_envs + env_indices[None, :, None]).to(self.frames_device)
+            pixels = self.frames.flatten(0, 1)[rows.flatten()]
         pixels = pixels.reshape(2, len(batch_indices), *self._last_next_pixels.shape[1:])
-        obs: ObsDict = {}
-        next_obs: ObsDict = {}
+        obs: SampledObs = {}
+        next_obs: SampledObs = {}
         for key in self.observation_space.spaces:
             if key == self.pixel_key:
                 obs[key], next_obs[key] = pixels[0], pixels[1]
@@ -240,3 +279,7 @@ class FrameStore:
                 obs[key] = self.observations[key][batch_indices, env_indices]
                 next_obs[key] = self.next_observations[key][batch_indices, env_indices]
         return obs, next_obs
+
+
+def _as_numpy(obs: SampledObs) -> ObsDict:
+    return {key: value.cpu().numpy() if isinstance(value, th.Tensor) else value for key, value in obs.items()}

@@ -106,6 +106,9 @@ class TrainConfig:
     """Replay buffer capacity in transitions."""
     buffer: Literal["compact", "sb3"] = "compact"
     """compact: each frame stored once (22 KB per 84x84 transition); sb3: SB3 HER layout (170 KB), as the chapter."""
+    frames_device: Literal["auto", "host"] = "auto"
+    """Where the compact buffer keeps its frames. auto: on the training device when it is a GPU (each batch is
+    gathered there, no 43 MB copy per update), else host memory; host: always host memory."""
     her_n_sampled_goal: int = 4
     """HER: relabelled transitions per real one."""
     her_strategy: Literal["future", "final", "episode"] = "future"

@@ -10,6 +10,7 @@ from typing import Any
 import gymnasium as gym
 from stable_baselines3 import SAC
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from pixelrl.train.config import ConfigError, TrainConfig
@@ -193,8 +194,13 @@ def buffer_setup(config: TrainConfig) -> tuple[type[Any], dict[str, Any]]:
     her = {"n_sampled_goal": config.her_n_sampled_goal, "goal_selection_strategy": config.her_strategy}
     if config.full_state:
         return HerReplayBuffer, her
-    pixels = {**her, "pad": config.drq_pad if config.drq else 0}
-    return (CompactHerReplayBuffer, pixels) if config.buffer == "compact" else (HerDrQDictReplayBuffer, pixels)
+    pixels: dict[str, Any] = {**her, "pad": config.drq_pad if config.drq else 0}
+    if config.buffer == "sb3":
+        return HerDrQDictReplayBuffer, pixels
+    device = get_device(config.device)
+    if config.frames_device == "auto" and device.type == "cuda":
+        pixels["frames_device"] = device
+    return CompactHerReplayBuffer, pixels
 
 
 def algorithm_class(config: TrainConfig) -> type[SAC]:

@@ -1,0 +1,75 @@
+"""DrQv2SAC on a CUDA device: the same update as on the CPU, and a run with the compact buffer.
+
+Skipped (not passed) on machines without CUDA; ``benchmarks/gpu_suite.sh`` runs them on a GPU.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch as th
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.type_aliases import DictReplayBufferSamples
+
+from pixelrl.algos import DrQv2SAC
+from pixelrl.buffers import CompactHerReplayBuffer
+from tests.algos.test_drqv2_sac_algo import fixed_batch, make, one_step
+from tests.helpers import point_vec_env
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not th.cuda.is_available(), reason="needs CUDA")]
+
+
+def _to(batch: DictReplayBufferSamples, device: str) -> DictReplayBufferSamples:
+    return DictReplayBufferSamples(
+        observations={k: v.to(device) for k, v in batch.observations.items()},
+        actions=batch.actions.to(device),
+        next_observations={k: v.to(device) for k, v in batch.next_observations.items()},
+        dones=batch.dones.to(device),
+        rewards=batch.rewards.to(device),
+        discounts=batch.discounts.to(device),
+    )
+
+
+def test_cuda_update_matches_cpu_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The policy's Gaussian noise comes from the CPU generator on both devices, so that both
+    # updates see the same samples (CPU and CUDA generators give different streams).
+    def cpu_standard_normal(shape: th.Size, dtype: th.dtype, device: th.device) -> th.Tensor:
+        return th.randn(shape, dtype=dtype).to(device)
+
+    monkeypatch.setattr(th.distributions.normal, "_standard_normal", cpu_standard_normal)
+    monkeypatch.setattr(th.backends.cudnn, "allow_tf32", False)  # full fp32 convolutions, as on the CPU
+    monkeypatch.setattr(th.backends.cuda.matmul, "allow_tf32", False)
+    cpu = make(device="cpu", learning_rate=1e-3)
+    gpu = make(device="cuda", learning_rate=1e-3)
+    gpu.policy.load_state_dict(cpu.policy.state_dict())
+    batch = fixed_batch(cpu)
+
+    cpu_grads, cpu_loss = one_step(cpu, batch)
+    gpu_grads, gpu_loss = one_step(gpu, _to(batch, "cuda"))
+
+    assert next(gpu.policy.parameters()).is_cuda
+    assert gpu_loss == pytest.approx(cpu_loss, rel=1e-3, abs=1e-5)
+    for role in ("critic", "actor"):
+        for name, grad in cpu_grads[role].items():
+            if grad is not None:
+                th.testing.assert_close(gpu_grads[role][name].cpu(), grad, rtol=1e-3, atol=1e-5)
+
+
+def test_learns_on_cuda_with_the_compact_her_buffer() -> None:
+    model = DrQv2SAC(
+        "DrQv2SACPolicy",
+        point_vec_env(2),
+        device="cuda",
+        buffer_size=500,
+        batch_size=16,
+        learning_starts=50,
+        replay_buffer_class=CompactHerReplayBuffer,
+        seed=0,
+    )
+    model.set_logger(configure(folder=None, format_strings=[]))
+    before = {k: v.detach().clone() for k, v in model.policy.state_dict().items()}
+    model.learn(200)
+    after = model.policy.state_dict()
+    encoder = [k for k in before if k.startswith("critic.features_extractor.") and after[k].is_floating_point()]
+    assert encoder and all(after[k].is_cuda for k in encoder)
+    assert any(not th.equal(before[k], after[k]) for k in encoder)
+    assert th.isfinite(th.tensor(model.logger.name_to_value["train/critic_loss"]))
