@@ -247,3 +247,14 @@ def test_demo_learns_and_writes_every_artifact(tmp_path):
     assert json.loads((tmp_path / "results" / f"{run}_eval.json").read_text())["episodes"] == 20
     assert (tmp_path / "results" / f"{run}_curves.png").read_bytes()[:4] == b"\x89PNG"
     assert list((tmp_path / "runs" / "demo" / "pixelrl-PointReach-v0" / "seed0").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("camera", ["default", "close", "reach"])
+def test_render_frame_accepts_every_camera_preset_that_train_does(camera):
+    import tyro
+
+    from pixelrl.train.cli import RenderFrameArgs
+    from pixelrl.train.config import TrainConfig
+
+    assert tyro.cli(RenderFrameArgs, args=["--camera", camera]).camera == camera
+    assert tyro.cli(TrainConfig, args=["--camera", camera]).camera == camera

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import tyro
 
 from pixelrl.train.config import PRESETS, ConfigError, TrainConfig, resolve_base
+from pixelrl.wrappers.fetch import CameraName
 
 __all__ = ["DEMO", "DEMO_FETCH", "main", "parse_train_args"]
 
@@ -130,7 +131,7 @@ class RenderFrameArgs:
     """Agent image size."""
     frame_stack: int = 4
     """Stacked frames."""
-    camera: Literal["default", "close"] = "default"
+    camera: CameraName = "default"
     """Camera preset."""
     hide_goal: bool = False
     """Hide the goal marker."""
