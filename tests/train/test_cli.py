@@ -258,3 +258,14 @@ def test_render_frame_accepts_every_camera_preset_that_train_does(camera):
 
     assert tyro.cli(RenderFrameArgs, args=["--camera", camera]).camera == camera
     assert tyro.cli(TrainConfig, args=["--camera", camera]).camera == camera
+    assert TrainConfig.from_dict({"camera": camera}).camera == camera  # saved configs too
+
+
+def test_config_camera_choices_are_the_wrappers_presets():
+    import typing
+
+    from pixelrl.train.config import TrainConfig
+    from pixelrl.wrappers.fetch import FETCH_CAMERAS, CameraName
+
+    choices = typing.get_args(typing.get_type_hints(TrainConfig)["camera"])
+    assert set(choices) == set(typing.get_args(CameraName)) == set(FETCH_CAMERAS)

@@ -15,8 +15,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from pixelrl.wrappers.fetch import CameraName
-
 __all__ = [
     "PRESETS",
     "ConfigError",
@@ -80,7 +78,7 @@ class TrainConfig:
     """Goal vectors: both (the chapter's), strict (achieved_goal for HER only, hidden from the networks), desired."""
     hide_goal: bool = False
     """Hide Fetch's red goal marker from the images (HER relabels goal vectors, not images)."""
-    camera: CameraName = "default"
+    camera: Literal["default", "close", "reach"] = "default"  # = wrappers.fetch.CameraName (tested)
     """Camera preset for Fetch tasks."""
     env_kwargs: str = "{}"
     """JSON object of extra env arguments, e.g. '{"noise": 220}' for pixelrl/* envs or '{"reward_type": "dense"}'."""
