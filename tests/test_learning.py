@@ -25,7 +25,7 @@ EPISODES = 50
 TRAIN_STEPS = 8000  # seeds 0-3 reach 86-100% by 5,000-8,000 steps; random stays at 0%
 
 
-def _make_env() -> gym.Env[Any, Any]:
+def _make_env() -> PixelObservationWrapper:
     env = gym.make(
         "pixelrl/PointReach-v0",
         image_size=IMAGE_SIZE,
@@ -75,7 +75,7 @@ def test_drqv2_sac_learns_pixel_reaching_beyond_random() -> None:
         seed=0,
         policy_kwargs={
             "net_arch": [64, 64],
-            "features_extractor_kwargs": {"num_filters": 16, "exclude_keys": ("achieved_goal",)},
+            "features_extractor_kwargs": {"num_filters": 16, "exclude_keys": env.network_exclude_keys},
         },
     )
     model.learn(TRAIN_STEPS)

@@ -89,7 +89,7 @@ class FrameStore:
         state = self.__dict__.copy()
         del state["env"]
         rows = self.buffer_size if self.full else self.pos
-        frame_rows = int(min(self._layout.frame_rows, self._frame_count.max()))
+        frame_rows = self._filled_frame_rows()
         saved = {}
         for name, array in self._arrays().items():
             base = name.partition("/")[0]
@@ -138,9 +138,13 @@ class FrameStore:
                     "free there. Reduce buffer_size, or pass frames_device=None to keep the frames in host memory."
                 )
         frames = th.zeros(shape, dtype=th.uint8, device=self.frames_device)
-        if self._frame_count.any():  # restored rows: copy them over (a fresh ring is all zeros already)
-            frames.copy_(th.from_numpy(self.frames))
+        filled = self._filled_frame_rows()  # restored rows (a fresh ring has none): copy only those
+        frames[:filled].copy_(th.from_numpy(self.frames[:filled]))
         self.frames = frames
+
+    def _filled_frame_rows(self) -> int:
+        """Rows of the frame ring that hold frames (the ring fills its rows in order, per env)."""
+        return int(min(self._layout.frame_rows, self._frame_count.max()))
 
     @property
     def frame_stack(self) -> int:

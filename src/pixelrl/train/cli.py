@@ -26,7 +26,7 @@ __all__ = ["DEMO", "DEMO_FETCH", "main", "parse_train_args"]
 PROG = "pixelrl-train"
 
 #: The demo on a MuJoCo-free pixel task that a 2-core CPU learns in minutes: success rises and
-#: the critic loss falls (16,000 steps; 95% deterministic success in the run documented in docs/).
+#: the critic loss falls (16,000 steps; 90% deterministic success in the run documented in docs/quickstart.md).
 DEMO: dict[str, object] = {
     "env": "pixelrl/PointReach-v0",
     "image_size": 32,
