@@ -21,8 +21,9 @@ def make_model(**kwargs):
     return SAC("DrQv2SACPolicy", point_vec_env(1), **defaults)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def trained():
+    # Function-scoped: some tests train it further, so sharing it would make them order-dependent.
     model = make_model(replay_buffer_class=HerDrQDictReplayBuffer)
     model.learn(40)
     return model
@@ -165,3 +166,21 @@ def test_learns_saves_reloads_with_buffer_and_keeps_learning(tmp_path):
     loaded.learn(40, reset_num_timesteps=False)
     assert loaded.num_timesteps == 340
     assert any(not th.equal(a, b) for a, b in zip(before, loaded.policy.critic.parameters(), strict=True))
+
+
+def test_from_features_methods_equal_sb3s_full_forward_passes(trained):
+    policy = trained.policy
+    batch = trained.replay_buffer.sample(8)
+    obs = policy.actor.extract_features(batch.observations, policy.actor.features_extractor)
+    mean, log_std, kwargs = policy.actor.dist_params_from_features(obs)
+    expected_mean, expected_log_std, expected_kwargs = policy.actor.get_action_dist_params(batch.observations)
+    assert th.equal(mean, expected_mean) and th.equal(log_std, expected_log_std) and kwargs == expected_kwargs
+    th.manual_seed(3)
+    actions, log_prob = policy.actor.action_log_prob_from_features(obs)
+    th.manual_seed(3)
+    expected_actions, expected_log_prob = policy.actor.action_log_prob(batch.observations)
+    assert th.equal(actions, expected_actions)
+    assert log_prob.shape == (8, 1) and th.equal(log_prob[:, 0], expected_log_prob)
+    q = policy.critic.q_values_from_features(obs, batch.actions)
+    assert q.shape == (8, 2)
+    assert th.equal(q, th.cat(policy.critic(batch.observations, batch.actions), dim=1))

@@ -1,7 +1,7 @@
 """Algorithms: SB3 algorithms whose update is reorganised for pixel encoders.
 
 Importing this package registers nothing with SB3; ``DrQv2SAC("DrQv2SACPolicy", env)``
-resolves through :attr:`DrQv2SAC.policy_aliases`.
+resolves through `DrQv2SAC.policy_aliases`.
 """
 
 from __future__ import annotations

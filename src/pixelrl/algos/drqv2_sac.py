@@ -1,21 +1,20 @@
 """DrQv2SAC: SAC whose update encodes each sampled batch once per role, as DrQ-v2 does.
 
-SB3's ``SAC.train`` runs the shared encoder of :class:`~pixelrl.policies.DrQv2SACPolicy` five
+SB3's ``SAC.train`` runs the shared encoder of `DrQv2SACPolicy` five
 times per gradient step and back-propagates through it twice. The encoder is the expensive
-part of a pixel agent, so :class:`DrQv2SAC` reorganises the update around it: ``obs`` is
+part of a pixel agent, so `DrQv2SAC` reorganises the update around it: ``obs`` is
 encoded once with gradients, ``next_obs`` once without, and the actor reuses the detached
 ``obs`` features.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, cast, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import preprocess_obs
@@ -27,10 +26,9 @@ from stable_baselines3.common.type_aliases import (
     Schedule,
 )
 from stable_baselines3.common.utils import polyak_update
-from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, SACPolicy
-from torch.nn import functional as F
+from stable_baselines3.sac.policies import SACPolicy
 
-from pixelrl.policies import CriticEncoderActor, CriticEncoderCritic, DrQv2SACPolicy
+from pixelrl.policies import CriticEncoderActor, CriticEncoderCritic, DrQv2SACPolicy, sac_maths
 
 __all__ = ["DrQv2SAC", "TargetEncoder"]
 
@@ -51,7 +49,7 @@ Samples = DictReplayBufferSamples | ReplayBufferSamples
 class DrQv2SAC(SAC):
     """SAC with DrQ-v2's update: one encoder pass per batch and role, critic-only encoder training.
 
-    Requires :class:`~pixelrl.policies.DrQv2SACPolicy` (one encoder shared by actor and critic,
+    Requires `DrQv2SACPolicy` (one encoder shared by actor and critic,
     in the critic's optimizer). Each gradient step:
 
     1. encodes ``obs`` once, with gradients;
@@ -95,7 +93,7 @@ class DrQv2SAC(SAC):
         - gSDE (``use_sde=True``) is not supported.
 
     Args:
-        policy: ``"DrQv2SACPolicy"`` or :class:`~pixelrl.policies.DrQv2SACPolicy` (or a subclass).
+        policy: ``"DrQv2SACPolicy"`` or `DrQv2SACPolicy` (or a subclass).
         env: The environment, or its registered id.
         learning_rate: Adam learning rate of actor, critic and entropy coefficient, or a schedule.
         buffer_size: Replay capacity in transitions.
@@ -106,7 +104,7 @@ class DrQv2SAC(SAC):
         train_freq: Update every ``train_freq`` steps, or ``(n, "step" | "episode")``.
         gradient_steps: Gradient steps per rollout (``-1``: as many as env steps collected).
         action_noise: Exploration noise added to the policy's actions.
-        replay_buffer_class: Replay buffer class, e.g. :class:`~pixelrl.buffers.HerDrQDictReplayBuffer`.
+        replay_buffer_class: Replay buffer class, e.g. `HerDrQDictReplayBuffer`.
         replay_buffer_kwargs: Keyword arguments of the replay buffer.
         optimize_memory_usage: SB3's memory-efficient replay buffer variant.
         n_steps: n-step returns (SB3's ``NStepReplayBuffer``; not for Dict observations).
@@ -124,10 +122,10 @@ class DrQv2SAC(SAC):
         device: Torch device.
         _init_setup_model: Build the networks now (SB3's ``load`` passes False).
         target_encoder: Which encoder computes the target's ``next_obs`` features; see
-            :data:`TargetEncoder`. The default, ``"separate"``, keeps the chapter's TD target
+            `TargetEncoder`. The default, ``"separate"``, keeps the chapter's TD target
             (the one its results were obtained with) exactly; ``"online"`` saves one of three
-            encoder passes (about 15% of an update on a 2-core CPU, see
-            ``benchmarks/update_throughput.py``) but its target moves with every critic step.
+            encoder passes (1.3-1.4x the updates/s on a 2-core CPU, 2-3% slower on an H200;
+            ``docs/performance.md``) but its target moves with every critic step.
         encoder_tau: Polyak coefficient of the target encoder, in ``(0, 1]``; ``None`` uses
             ``tau``. Only for ``target_encoder="separate"``.
 
@@ -273,23 +271,6 @@ class DrQv2SAC(SAC):
             "_target_encoder_params",
         ]
 
-    def _policy_head(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """Sample squashed actions and their log-probabilities from encoder features.
-
-        Args:
-            features: ``(B, features_dim)`` float features of the shared encoder.
-
-        Returns:
-            ``(actions, log_prob)``: ``(B, action_dim)`` and ``(B, 1)``.
-        """
-        actor = self.actor
-        latent_pi = actor.latent_pi(features)
-        mean_actions = actor.mu(latent_pi)
-        log_std = th.clamp(actor.log_std(latent_pi), LOG_STD_MIN, LOG_STD_MAX)  # type: ignore[operator]
-        dist = cast(SquashedDiagGaussianDistribution, actor.action_dist)
-        actions, log_prob = dist.log_prob_from_params(mean_actions, log_std)
-        return actions, log_prob.reshape(-1, 1)
-
     def _preprocess(self, obs: PyTorchObs) -> PyTorchObs:
         return preprocess_obs(obs, self.policy.observation_space, normalize_images=self.policy.normalize_images)
 
@@ -341,13 +322,13 @@ class DrQv2SAC(SAC):
         features: th.Tensor = encoder(obs)  # the only pass that back-propagates
         actor_features = features.detach()
         # Drawn before the next actions, as SAC.train does, so both see the same random numbers.
-        actions_pi, log_prob = self._policy_head(actor_features)
+        actions_pi, log_prob = self.actor.action_log_prob_from_features(actor_features)
 
         ent_coef_loss: th.Tensor | None = None
         if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
             ent_coef = th.exp(self.log_ent_coef.detach())
             assert isinstance(self.target_entropy, float)
-            ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
+            ent_coef_loss = sac_maths.entropy_coef_loss(self.log_ent_coef, log_prob, self.target_entropy)
             self.ent_coef_optimizer.zero_grad()
             ent_coef_loss.backward()
             self.ent_coef_optimizer.step()
@@ -356,25 +337,22 @@ class DrQv2SAC(SAC):
 
         with th.no_grad():
             next_features: th.Tensor = encoder(next_obs)
-            next_actions, next_log_prob = self._policy_head(next_features)
+            next_actions, next_log_prob = self.actor.action_log_prob_from_features(next_features)
             if self.target_encoder == "separate":
                 next_features = self.critic_target.features_extractor(next_obs)
-            target_input = th.cat([next_features, next_actions], dim=1)
-            next_q = th.cat([q(target_input) for q in self.critic_target.q_networks], dim=1)
-            next_q = th.min(next_q, dim=1, keepdim=True).values - ent_coef * next_log_prob
-            target_q = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q
+            next_q = self.critic_target.q_values_from_features(next_features, next_actions)
+            target_q = sac_maths.soft_td_target(
+                replay_data.rewards, replay_data.dones, discounts, next_q, next_log_prob, ent_coef
+            )
 
-        q_input = th.cat([features, replay_data.actions], dim=1)
-        critic_loss = 0.5 * sum(F.mse_loss(q(q_input), target_q) for q in self.critic.q_networks)
-        assert isinstance(critic_loss, th.Tensor)
+        critic_loss = sac_maths.critic_loss(self.critic.q_values_from_features(features, replay_data.actions), target_q)
         self.critic.optimizer.zero_grad()
         critic_loss.backward()
         self.critic.optimizer.step()
 
         # DrQ-v2's actor step: pre-critic-step features (detached), post-step Q heads.
-        q_pi_input = th.cat([actor_features, actions_pi], dim=1)
-        q_pi = th.cat([q(q_pi_input) for q in self.critic.q_networks], dim=1)
-        actor_loss = (ent_coef * log_prob - th.min(q_pi, dim=1, keepdim=True).values).mean()
+        q_pi = self.critic.q_values_from_features(actor_features, actions_pi)
+        actor_loss = sac_maths.actor_loss(q_pi, log_prob, ent_coef)
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
         self.actor.optimizer.step()

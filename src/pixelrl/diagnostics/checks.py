@@ -1,7 +1,7 @@
 """The chapter's checkpoints as runnable checks against real FetchPush-v4 rendering.
 
-``pixelrl-train verify`` runs :func:`verify_checks` and ``pixelrl-train probe`` runs
-:func:`probe_wirings`; both are usable from Python too.
+``pixelrl-train verify`` runs `verify_checks` and ``pixelrl-train probe`` runs
+`probe_wirings`; both are usable from Python too.
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ def verify_checks(env_id: str = ENV_ID, seed: int = 0) -> Iterator[CheckResult]:
         seed: Seed for envs, data and models.
 
     Yields:
-        One :class:`CheckResult` per check, in order.
+        One `CheckResult` per check, in order.
     """
     th.manual_seed(seed)
     ctx = _Context(env_id, seed)

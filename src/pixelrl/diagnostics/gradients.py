@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import torch as th
-import torch.nn.functional as F
-from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
 from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
-from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, SACPolicy
+from stable_baselines3.sac.policies import SACPolicy
+
+from pixelrl.policies import sac_maths
 
 __all__ = ["GradientFlow", "encoder_gradient_norms", "gradient_flow_check", "sac_losses"]
 
 Batch = DictReplayBufferSamples | ReplayBufferSamples
+
+
+def _soft_target(policy: SACPolicy, batch: Batch, ent_coef: float, gamma: float) -> th.Tensor:
+    """SB3's TD target for ``batch``: next action from the actor, next Q from the target critic."""
+    with th.no_grad():
+        next_actions, next_log_prob = policy.actor.action_log_prob(batch.next_observations)
+        next_q = th.cat(policy.critic_target(batch.next_observations, next_actions), dim=1)
+        discounts = batch.discounts if batch.discounts is not None else gamma
+        return sac_maths.soft_td_target(
+            batch.rewards, batch.dones, discounts, next_q, next_log_prob.reshape(-1, 1), ent_coef
+        )
 
 
 def sac_losses(
@@ -27,21 +38,17 @@ def sac_losses(
         policy: A SAC policy (any encoder wiring).
         batch: A replay batch.
         ent_coef: Entropy coefficient (fixed).
-        gamma: Discount factor.
+        gamma: Discount factor (the batch's ``discounts`` take precedence when it has them).
 
     Returns:
         ``(critic_loss, actor_loss)``, scalars with autograd graphs.
     """
-    with th.no_grad():
-        next_actions, next_log_prob = policy.actor.action_log_prob(batch.next_observations)
-        next_q = th.cat(policy.critic_target(batch.next_observations, next_actions), dim=1)
-        next_q = th.min(next_q, dim=1, keepdim=True).values - ent_coef * next_log_prob.reshape(-1, 1)
-        target_q = batch.rewards + (1 - batch.dones) * gamma * next_q
-    current_q = policy.critic(batch.observations, batch.actions)
-    critic_loss = 0.5 * th.stack([F.mse_loss(q, target_q) for q in current_q]).sum()
+    target_q = _soft_target(policy, batch, ent_coef, gamma)
+    current_q = th.cat(policy.critic(batch.observations, batch.actions), dim=1)
+    critic_loss = sac_maths.critic_loss(current_q, target_q)
     actions_pi, log_prob = policy.actor.action_log_prob(batch.observations)
     q_pi = th.cat(policy.critic(batch.observations, actions_pi), dim=1)
-    actor_loss = (ent_coef * log_prob.reshape(-1, 1) - th.min(q_pi, dim=1, keepdim=True).values).mean()
+    actor_loss = sac_maths.actor_loss(q_pi, log_prob.reshape(-1, 1), ent_coef)
     return critic_loss, actor_loss
 
 
@@ -140,7 +147,7 @@ def encoder_gradient_norms(
     """The L2 norm of the gradient each SAC loss would send into the encoder.
 
     Measured the same way for every wiring, with nothing detached and no gradient gate, so the
-    two signals can be compared (the chapter's exercise 5):
+    two signals can be compared:
 
     - ``critic``: the TD loss, through the critic's encoder;
     - ``actor``: the policy loss ``ent_coef * log pi(a|s) - Q(s, a)`` through the actor's
@@ -161,30 +168,20 @@ def encoder_gradient_norms(
     actor, critic = policy.actor, policy.critic
     if actor.use_sde:
         raise ValueError("encoder_gradient_norms does not support gSDE policies (use_sde=True).")
-    dist = cast(SquashedDiagGaussianDistribution, actor.action_dist)
     obs = preprocess_obs(batch.observations, policy.observation_space, normalize_images=policy.normalize_images)
     critic_params = list(critic.features_extractor.parameters())
     actor_params = list(actor.features_extractor.parameters())
-
-    with th.no_grad():
-        next_actions, next_log_prob = actor.action_log_prob(batch.next_observations)
-        next_q = th.cat(policy.critic_target(batch.next_observations, next_actions), dim=1)
-        next_q = th.min(next_q, dim=1, keepdim=True).values - ent_coef * next_log_prob.reshape(-1, 1)
-        target_q = batch.rewards + (1 - batch.dones) * gamma * next_q
+    target_q = _soft_target(policy, batch, ent_coef, gamma)
 
     with th.enable_grad():
         critic_features = critic.features_extractor(obs)
-        q_input = th.cat([critic_features, batch.actions], dim=1)
-        critic_loss = 0.5 * th.stack([F.mse_loss(q(q_input), target_q) for q in critic.q_networks]).sum()
+        critic_loss = sac_maths.critic_loss(sac_maths.q_values(critic, critic_features, batch.actions), target_q)
         critic_grads = th.autograd.grad(critic_loss, critic_params, allow_unused=True)
 
         actor_features = actor.features_extractor(obs)
-        latent = actor.latent_pi(actor_features)
-        log_std = th.clamp(actor.log_std(latent), LOG_STD_MIN, LOG_STD_MAX)  # type: ignore[operator]
-        actions_pi, log_prob = dist.log_prob_from_params(actor.mu(latent), log_std)
-        q_pi_input = th.cat([actor_features.detach(), actions_pi], dim=1)
-        q_pi = th.cat([q(q_pi_input) for q in critic.q_networks], dim=1)
-        actor_loss = (ent_coef * log_prob.reshape(-1, 1) - th.min(q_pi, dim=1, keepdim=True).values).mean()
+        actions_pi, log_prob = sac_maths.action_log_prob(actor, actor_features)
+        q_pi = sac_maths.q_values(critic, actor_features.detach(), actions_pi)
+        actor_loss = sac_maths.actor_loss(q_pi, log_prob, ent_coef)
         actor_grads = th.autograd.grad(actor_loss, actor_params, allow_unused=True)
 
     def norm(grads: tuple[th.Tensor | None, ...]) -> float:

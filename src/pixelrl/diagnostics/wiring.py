@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any
 
 import torch as th
 from gymnasium import spaces
@@ -13,21 +13,9 @@ from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
 from pixelrl.encoders import ManipulationExtractor
-from pixelrl.policies import CriticEncoderCritic, DrQv2SACPolicy
+from pixelrl.policies import WIRINGS, CriticEncoderCritic, Wiring, wiring_policy
 
 __all__ = ["WIRINGS", "OptimizerMembership", "Wiring", "build_sac_policy", "optimizer_membership"]
-
-Wiring = Literal["sb3-shared", "sb3-separate", "drqv2"]
-"""The three ways to attach one pixel encoder to SAC.
-
-- ``sb3-shared``: SB3 with ``share_features_extractor=True``; one encoder in the ACTOR's
-  optimizer, evaluated without gradients by the critic (the chapter's "SB3 default").
-- ``sb3-separate``: SB3's actual default (``share_features_extractor=False``); actor and
-  critic each own and train an encoder, twice the CNN cost.
-- ``drqv2``: :class:`~pixelrl.policies.DrQv2SACPolicy`; one encoder in the CRITIC's optimizer.
-"""
-
-WIRINGS: tuple[Wiring, ...] = get_args(Wiring)
 
 
 def build_sac_policy(
@@ -43,7 +31,7 @@ def build_sac_policy(
     """Build a SAC policy with the given encoder wiring (the same policy SAC would build).
 
     Args:
-        wiring: One of :data:`WIRINGS`.
+        wiring: One of `WIRINGS`.
         observation_space: Observation space.
         action_space: Action space.
         learning_rate: Constant learning rate of both optimizers.
@@ -57,19 +45,16 @@ def build_sac_policy(
     Raises:
         ValueError: For an unknown wiring.
     """
-    common: dict[str, Any] = {
-        "observation_space": observation_space,
-        "action_space": action_space,
-        "lr_schedule": lambda _progress: learning_rate,
-        "features_extractor_class": features_extractor_class,
-        "features_extractor_kwargs": features_extractor_kwargs,
+    policy_class, wiring_kwargs = wiring_policy(wiring)
+    return policy_class(
+        observation_space=observation_space,
+        action_space=action_space,
+        lr_schedule=lambda _progress: learning_rate,
+        features_extractor_class=features_extractor_class,
+        features_extractor_kwargs=features_extractor_kwargs,
+        **wiring_kwargs,
         **policy_kwargs,
-    }
-    if wiring == "drqv2":
-        return DrQv2SACPolicy(**common)
-    if wiring in ("sb3-shared", "sb3-separate"):
-        return SACPolicy(share_features_extractor=wiring == "sb3-shared", **common)
-    raise ValueError(f"Unknown wiring {wiring!r}; expected one of {WIRINGS}.")
+    )
 
 
 def _count_in(params: Iterable[nn.Parameter], optimizer: th.optim.Optimizer) -> int:
@@ -113,7 +98,7 @@ class OptimizerMembership:
         return "actor" if by_actor else "critic" if by_critic else "nothing"
 
     def as_dict(self) -> dict[str, Any]:
-        """All fields plus :attr:`trained_by`, for JSON output."""
+        """All fields plus `trained_by`, for JSON output."""
         return {**self.__dict__, "trained_by": self.trained_by}
 
 
@@ -121,7 +106,7 @@ def optimizer_membership(policy: SACPolicy) -> OptimizerMembership:
     """Report which optimizer holds the encoder parameters of a SAC policy.
 
     Args:
-        policy: An SB3 ``SACPolicy`` (any wiring, including :class:`DrQv2SACPolicy`).
+        policy: An SB3 ``SACPolicy`` (any wiring, including `DrQv2SACPolicy`).
 
     Returns:
         The membership counts and sharing flags.

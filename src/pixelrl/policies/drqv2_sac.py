@@ -6,10 +6,10 @@ actor and critic each own an encoder and each trains its own (twice the CNN cost
 evaluates it under ``set_grad_enabled(False)``, so only the policy gradient trains it, which
 is close to noise while the policy is still random. DrQ-v2 wires it the other way round:
 
-- :class:`CriticEncoderCritic` lets the TD loss back-propagate into the encoder;
-- :class:`CriticEncoderActor` computes its features without gradients (the actor trains its
+- `CriticEncoderCritic` lets the TD loss back-propagate into the encoder;
+- `CriticEncoderActor` computes its features without gradients (the actor trains its
   MLP head on fixed features);
-- :class:`DrQv2SACPolicy` puts the encoder in the critic's optimizer and leaves it out of the
+- `DrQv2SACPolicy` puts the encoder in the critic's optimizer and leaves it out of the
   actor's; the target critic owns a separate encoder, updated by Polyak averaging like the
   rest of the target critic.
 """
@@ -27,6 +27,7 @@ from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
 from pixelrl.encoders import ManipulationExtractor
+from pixelrl.policies import sac_maths
 
 __all__ = ["CriticEncoderActor", "CriticEncoderCritic", "DrQv2SACPolicy"]
 
@@ -52,6 +53,18 @@ class CriticEncoderCritic(ContinuousCritic):
         qvalue_input = th.cat([features, actions], dim=1)
         return tuple(q_net(qvalue_input) for q_net in self.q_networks)
 
+    def q_values_from_features(self, features: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        """Every Q head's value of already encoded observations (no encoder pass).
+
+        Args:
+            features: `(B, features_dim)` features of this critic's encoder.
+            actions: `(B, action_dim)` actions.
+
+        Returns:
+            `(B, n_critics)` Q-values, one column per head.
+        """
+        return sac_maths.q_values(self, features, actions)
+
 
 class CriticEncoderActor(Actor):
     """SB3's SAC ``Actor`` that reads the shared encoder's features without gradients.
@@ -75,6 +88,28 @@ class CriticEncoderActor(Actor):
         with th.no_grad():
             return super().extract_features(obs, features_extractor)
 
+    def dist_params_from_features(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
+        """The action distribution's parameters from already encoded observations (no encoder pass).
+
+        Args:
+            features: `(B, features_dim)` features of the shared encoder.
+
+        Returns:
+            `(mean_actions, log_std, kwargs)` as SB3's `get_action_dist_params` returns them.
+        """
+        return sac_maths.action_dist_params(self, features)
+
+    def action_log_prob_from_features(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """Sample squashed actions and their log-probabilities from already encoded observations.
+
+        Args:
+            features: `(B, features_dim)` features of the shared encoder.
+
+        Returns:
+            `(actions, log_prob)`: `(B, action_dim)` and `(B, 1)`.
+        """
+        return sac_maths.action_log_prob(self, features)
+
 
 class DrQv2SACPolicy(SACPolicy):
     """SAC policy with one shared encoder trained by the critic only (DrQ-v2 routing).
@@ -84,7 +119,7 @@ class DrQv2SACPolicy(SACPolicy):
     - Its parameters are in ``critic.optimizer`` and not in ``actor.optimizer``.
     - ``critic_target`` owns a separate copy, updated by SAC's Polyak averaging.
 
-    The default extractor is :class:`~pixelrl.encoders.ManipulationExtractor`. After
+    The default extractor is `ManipulationExtractor`. After
     ``import pixelrl``, ``SAC("DrQv2SACPolicy", env)`` resolves to this class.
 
     Args:
