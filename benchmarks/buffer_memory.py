@@ -173,7 +173,7 @@ def rss_child(capacity: int) -> None:
                 "before": before,
                 "after": after,
                 "nbytes": buffer.nbytes,
-                "frames_written": int(buffer._frame_count.sum()),
+                "frames_written": int(buffer.frame_ring.written.sum()),
                 "frame_slots": int(buffer.frames.shape[0] * N_ENVS),
             }
         )

@@ -139,6 +139,21 @@ def valid_indices(buffer) -> tuple[np.ndarray, np.ndarray]:
     return np.nonzero(buffer.ep_length > 0)
 
 
+def stored_arrays(buffer) -> dict[str, np.ndarray]:
+    """Every array the buffer holds: SB3's per-transition arrays and episode cursors, and the frame ring's."""
+    ring = buffer.frame_ring
+    out = {f"observations/{key}": array for key, array in buffer.observations.items()}
+    out |= {f"next_observations/{key}": array for key, array in buffer.next_observations.items()}
+    for name in ("actions", "rewards", "dones", "timeouts", "ep_start", "ep_length", "infos", "_current_ep_start"):
+        out[name] = getattr(buffer, name)
+    out["_episode_steps"] = buffer._episode_steps
+    out["frames"] = np.asarray(ring.frames)
+    for name in ("episode_starts", "newest", "head", "written", "last_stacks"):
+        out[f"ring.{name}"] = getattr(ring, name)
+    assert sum(array.nbytes for array in out.values()) == buffer.nbytes  # nothing left out
+    return out
+
+
 # -- exactness at every boundary ---------------------------------------------------------------
 
 
@@ -451,8 +466,10 @@ def test_pickle_round_trip_of_a_wrapped_buffer_is_exact():
     clone = pickle.loads(pickle.dumps(buffer))
     assert clone.env is None
     clone.set_env(vec_env)
-    for name, array in buffer._arrays().items():
-        np.testing.assert_array_equal(clone._arrays()[name], array, err_msg=name)
+    original = stored_arrays(buffer)
+    assert stored_arrays(clone).keys() == original.keys()
+    for name, array in stored_arrays(clone).items():
+        np.testing.assert_array_equal(array, original[name], err_msg=name)
     np.random.seed(0)
     a = clone.sample(20)
     np.random.seed(0)
@@ -470,7 +487,7 @@ def test_frames_on_a_torch_device_pickle_as_host_arrays_and_load_without_that_de
     np.testing.assert_array_equal(on_device.frames.numpy(), in_host.frames)
 
     state = on_device.__getstate__()
-    assert isinstance(state["_saved_arrays"]["frames"], np.ndarray)
+    assert isinstance(state["_ring"]["frames"], np.ndarray)
     clone = pickle.loads(pickle.dumps(on_device))
     assert isinstance(clone.frames, th.Tensor)
     clone.set_env(vec_env)
@@ -480,7 +497,7 @@ def test_frames_on_a_torch_device_pickle_as_host_arrays_and_load_without_that_de
     assert_same_batch(a, in_host.sample(16))
 
     # Saved from a GPU, loaded where there is none: the frames come back in host memory.
-    state["frames_device"] = th.device("cuda")
+    state["_ring"]["device"] = th.device("cuda")
     monkeypatch.setattr(th.cuda, "is_available", lambda: False)
     restored = CompactHerReplayBuffer.__new__(CompactHerReplayBuffer)
     with pytest.warns(UserWarning, match="loaded into host memory"):
@@ -522,9 +539,12 @@ def test_errors_for_bad_configuration():
     desired_only = point_vec_env(1, goal_mode="desired")
     with pytest.raises(ValueError, match=r"\['achieved_goal'\] missing"):
         CompactHerReplayBuffer(10, desired_only.observation_space, desired_only.action_space, desired_only)
+    # compute_reward is only called once the env has been reset: its failure shows on the first relabelling.
     no_reward = DummyVecEnv([lambda: PixelObservationWrapper(GenericGoalEnv(with_compute_reward=False), image_size=8)])
-    with pytest.raises(ValueError, match="compute_reward failed"):
-        CompactHerReplayBuffer(10, no_reward.observation_space, no_reward.action_space, no_reward)
+    buffer = CompactHerReplayBuffer(50, no_reward.observation_space, no_reward.action_space, no_reward)
+    drive(no_reward, [buffer], 21)  # GenericGoalEnv truncates after 20 steps
+    with pytest.raises(ValueError, match=r"compute_reward failed .* HER recomputes rewards"):
+        buffer.sample(4)
 
 
 def test_add_rejects_inconsistent_stacks_and_stores_nothing():
@@ -545,7 +565,7 @@ def test_add_rejects_inconsistent_stacks_and_stores_nothing():
     with pytest.raises(ValueError, match="not obs shifted by one frame"):
         buffer.add(obs, unshifted, action, reward, done, infos)
     assert buffer.pos == 0
-    assert buffer._frame_count[0] == 0
+    assert buffer.frame_ring.written[0] == 0
 
     buffer.add(obs, new_obs, action, reward, done, infos)
     after, reward, done, infos = vec_env.step(action)

@@ -231,9 +231,17 @@ def test_errors_for_bad_configuration(rollout):
     with pytest.raises(ValueError, match=r"image_keys \['rgb'\] are not in the observation space"):
         DrQDictReplayBuffer(10, space, action_space, image_keys=["rgb"])
 
+    # compute_reward is only called once the env has been reset: its failure shows on the first relabelling.
     no_reward = DummyVecEnv([lambda: PixelObservationWrapper(GenericGoalEnv(with_compute_reward=False), image_size=8)])
+    buffer = HerDrQDictReplayBuffer(50, no_reward.observation_space, no_reward.action_space, env=no_reward)
+    obs = no_reward.reset()
+    for _ in range(20):  # GenericGoalEnv truncates after 20 steps
+        action = np.zeros((1, 2), np.float32)
+        new_obs, reward, done, infos = no_reward.step(action)
+        buffer.add(obs, new_obs, action, reward, done, infos)
+        obs = new_obs
     with pytest.raises(ValueError, match=r"compute_reward failed .* HER recomputes rewards"):
-        HerDrQDictReplayBuffer(10, no_reward.observation_space, no_reward.action_space, env=no_reward)
+        buffer.sample(4)
     desired_only = point_vec_env(1, goal_mode="desired")
     with pytest.raises(ValueError, match=r"\['achieved_goal'\] missing"):
         HerDrQDictReplayBuffer(10, desired_only.observation_space, desired_only.action_space, env=desired_only)

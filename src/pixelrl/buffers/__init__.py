@@ -1,17 +1,20 @@
 """Replay buffers for pixel observations: uint8 storage, DrQ augmentation, HER.
 
-- :class:`PixelReplayBuffer`: a standalone buffer for hand-written training loops.
-- :class:`DrQDictReplayBuffer`: SB3's ``DictReplayBuffer`` + random shift at sample time.
-- :class:`HerDrQDictReplayBuffer`: SB3's ``HerReplayBuffer`` + random shift at sample time.
-- :class:`CompactHerReplayBuffer`: HER that stores each camera frame once (about 7.6x smaller).
-- :class:`RandomShiftAug`: the DrQ pad-and-crop augmentation as an ``nn.Module``.
+- `PixelReplayBuffer`: a standalone buffer for hand-written training loops.
+- `DrQDictReplayBuffer`: SB3's `DictReplayBuffer` + random shift at sample time.
+- `HerDrQDictReplayBuffer`: SB3's `HerReplayBuffer` + random shift at sample time.
+- `CompactHerReplayBuffer`: HER that stores each camera frame once (about 7.6x smaller).
+- `RandomShiftAug`: the DrQ pad-and-crop augmentation as an `nn.Module`.
+- `SampleAugmentation`: applies an augmentation to the image keys of a sampled batch; the three
+  pixel buffers above compose one.
 """
 
 from __future__ import annotations
 
-from pixelrl.buffers.augmentation import RandomShiftAug
+from pixelrl.buffers.augmentation import AugmentFn, RandomShiftAug, SampleAugmentation
 from pixelrl.buffers.compact import CompactHerReplayBuffer
-from pixelrl.buffers.drq import AugmentFn, DrQDictReplayBuffer, HerDrQDictReplayBuffer, check_goal_env
+from pixelrl.buffers.drq import DrQDictReplayBuffer, HerDrQDictReplayBuffer
+from pixelrl.buffers.goal_env import check_goal_env
 from pixelrl.buffers.pixel_replay_buffer import PixelReplayBuffer
 
 __all__ = [
@@ -21,5 +24,6 @@ __all__ = [
     "HerDrQDictReplayBuffer",
     "PixelReplayBuffer",
     "RandomShiftAug",
+    "SampleAugmentation",
     "check_goal_env",
 ]

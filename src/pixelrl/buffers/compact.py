@@ -2,96 +2,91 @@
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import BaseBuffer
+from stable_baselines3.common.preprocessing import get_obs_shape
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples
-from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from stable_baselines3.her.goal_selection_strategy import GoalSelectionStrategy
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
-from pixelrl.buffers.compact_frames import FrameStore
-from pixelrl.buffers.compact_layout import CompactLayout, check_her_options, warn_if_too_large
-from pixelrl.buffers.drq import AugmentFn, _ImageAugmentation, check_goal_env
+from pixelrl.buffers.augmentation import AugmentFn, SampleAugmentation, sample_augmentation_property
+from pixelrl.buffers.compact_layout import (
+    CompactLayout,
+    TransitionArrays,
+    check_her_options,
+    estimate_nbytes,
+    warn_if_too_large,
+)
+from pixelrl.buffers.compact_state import pickled_state, unpickled_state
+from pixelrl.buffers.frame_ring import FrameRing, ring_device
+from pixelrl.buffers.goal_env import check_goal_env, check_relabelled_rewards
+from pixelrl.buffers.row_ids import with_row_ids, with_rows_gathered
 
 __all__ = ["CompactHerReplayBuffer"]
 
 Array = np.ndarray[Any, Any]
 ObsDict = dict[str, Array]
+_TRANSITION_FIELDS = tuple(field.name for field in fields(TransitionArrays))  # the buffer's attribute names
 
 
-class CompactHerReplayBuffer(_ImageAugmentation, HerReplayBuffer, FrameStore):
-    """SB3's ``HerReplayBuffer`` that stores each camera frame once instead of two frame stacks.
+class CompactHerReplayBuffer(HerReplayBuffer):
+    """SB3's `HerReplayBuffer` that stores each camera frame once instead of two frame stacks.
 
-    SB3 stores ``obs`` and ``next_obs`` (each ``frame_stack`` frames) for every transition:
-    169,600 B for the chapter's ``(12, 84, 84)`` observation. Consecutive stacks share all but
-    one frame, so this buffer keeps, per env, a ring of single frames (the first frame of each
-    episode plus the one new frame of every step) and per transition the slot of its newest
-    frame; stacks are rebuilt at sample time exactly as :class:`PixelObservationWrapper` built
-    them (the first frame repeated at episode start). The true last frame of an episode is
-    kept, so a terminal transition's next observation is the env's terminal observation, never
-    the reset frame. Vector keys (goals, proprioception) are stored for obs and next_obs as SB3
-    does. At capacity a transition costs about 1.04 frames (22.3 KB for the chapter).
+    SB3 stores `obs` and `next_obs` (`frame_stack` frames each) for every transition: 169,600 B
+    for the chapter's `(12, 84, 84)` observation. Consecutive stacks share all but one frame, so
+    the frames live once in a `FrameRing` (each episode's
+    first frame, then one new frame per step, the terminal frame included) and stacks are rebuilt
+    at sample time exactly as `PixelObservationWrapper` built them; SB3's own code stores the
+    vector keys. A transition costs about 1.04 frames at capacity (22.3 KB for the chapter).
 
-    Sampling is SB3's, draw for draw: the same valid transitions (whole finished episodes), the
-    same ``np.random`` calls, real rows first, ``her_ratio = 1 - 1 / (n_sampled_goal + 1)``,
-    relabelled rewards from ``env.env_method("compute_reward", ...)``; so with the same seed and
-    data it returns SB3's batch. Then the optional DrQ shift augments the pixel key(s), obs and
-    next_obs independently; goals and rewards are never augmented.
-
-    Episodes are evicted whole and oldest first: when the transition ring reaches an episode's
-    first transition (as SB3 does), or when the frame ring reaches its first frame. The frame
-    ring has ``rows + rows // min_episode_length + 1`` slots per env, so it only binds first
-    when episodes are shorter than ``min_episode_length``; the buffer then holds fewer than
-    ``buffer_size`` transitions, never a wrong one.
-
-    ``add`` checks every step, for each env, that ``obs`` pixels equal the previous step's
-    ``next_obs`` pixels, that ``next_obs`` pixels are ``obs`` shifted by one frame, and at episode
-    start that the stack repeats one frame; a violation raises ``ValueError`` (e.g. a
-    zero-padded stack, or a ``next_obs`` that is the reset observation instead of the terminal
-    one). When a step starts from a fresh reset in the middle of a stored episode (``learn``
-    called again with ``reset_num_timesteps=True``), the stored episode is closed as truncated
-    (like :meth:`truncate_last_trajectory`) with a warning.
+    Sampling is SB3's `HerReplayBuffer.sample` itself, so with the same seed and data it returns
+    SB3's batch; the optional augmentation then shifts the image key(s), obs and next_obs
+    independently. Episodes are evicted whole, oldest first, when the transition ring reaches
+    them (as in SB3) or the frame ring reaches their first frame (only when episodes are shorter
+    than `min_episode_length`: the buffer then holds fewer transitions, never a wrong one). `add`
+    checks that each step's stacks continue the stored ones; a reset in the middle of a stored
+    episode (`learn(reset_num_timesteps=True)`) closes it as truncated, with a warning.
 
     Args:
         buffer_size: Maximum number of transitions, summed over envs.
-        observation_space: Dict space with ``achieved_goal``, ``desired_goal`` and the stacked
-            frames ``Box(0, 255, (C, H, W), uint8)`` under ``pixel_key``.
+        observation_space: Dict space with `achieved_goal`, `desired_goal` and the stacked
+            frames `Box(0, 255, (C, H, W), uint8)` under `pixel_key`.
         action_space: Action space.
-        env: The training VecEnv (SAC passes it); ``None`` only when unpickling.
+        env: The training VecEnv (SAC passes it); `None` only when unpickling.
         device: Device of the sampled tensors.
         n_envs: Number of parallel environments.
         optimize_memory_usage: Must be False (frames are already stored once).
         handle_timeout_termination: Bootstrap through time-limit truncations.
         n_sampled_goal: Relabelled transitions per real one.
-        goal_selection_strategy: ``"future"``, ``"final"`` or ``"episode"``.
-        copy_info_dict: Store info dicts and pass them to ``compute_reward``.
-        frame_stack: Frames per observation; default ``C // 3`` (RGB frames).
+        goal_selection_strategy: `"future"`, `"final"` or `"episode"`.
+        copy_info_dict: Store info dicts and pass them to `compute_reward`.
+        frame_stack: Frames per observation; default `C // 3` (RGB frames).
         pixel_key: Key of the stacked frames.
-        pad: Maximum shift of :class:`RandomShiftAug`; 0 (default) disables augmentation.
+        pad: Maximum shift of `RandomShiftAug`. Default 0, no augmentation: this buffer is a
+            drop-in for SB3's `HerReplayBuffer` (the DrQ buffers default to 4).
         augmentation: A picklable callable used instead of the random shift.
+        aug_fn: The same as `augmentation` (another spelling; give one of the two).
         image_keys: Keys to augment; default every uint8 image key.
+        image_key: One key to augment, the same as `image_keys=[image_key]`.
         min_episode_length: Shortest episode the frame ring is sized for (see above).
-        frames_device: Where the frame ring lives. ``None`` (default): host memory. A torch
-            device (``"cuda"``, or ``"auto"`` for CUDA when present, else host memory): the ring
-            is a tensor kept there and
-            stacks are gathered there, so training on a GPU copies only each step's new frames
-            to it instead of a 43 MB batch per update (the chapter's 84 x 84 x 4 stacks at batch
-            256). Saved buffers always hold host arrays; loading one on a machine without
-            that device keeps the frames in host memory, with a warning.
+        frames_device: Where the frames live: `None` (default) host memory; a torch device
+            (`"cuda"`, or `"auto"`: CUDA when present) keeps them there and gathers stacks there,
+            so a GPU run copies only each step's new frames, not a 43 MB batch per update. Saved
+            buffers hold host arrays; loaded without that device, frames stay in host memory.
 
     Raises:
-        ValueError: If the pixel key is missing or not ``(C, H, W)`` uint8, ``frame_stack`` does
-            not divide ``C``, goal keys are missing, the env cannot ``compute_reward``,
-            ``optimize_memory_usage`` is set, an option is out of range, or the frame ring does
-            not fit in the free memory of ``frames_device``.
+        ValueError: If the pixel key is missing or not `(C, H, W)` uint8, `frame_stack` does
+            not divide `C`, goal keys are missing, the env has no `compute_reward`,
+            `optimize_memory_usage` is set, an option is out of range, or the frames do not fit
+            in the free memory of `frames_device`.
+        TypeError: If an option is given under both of its spellings.
 
     Examples:
         >>> from stable_baselines3 import SAC
@@ -101,8 +96,8 @@ class CompactHerReplayBuffer(_ImageAugmentation, HerReplayBuffer, FrameStore):
     """
 
     env: VecEnv | None
+    observation_space: spaces.Dict
     infos: Array
-    _current_ep_start: Array
 
     def __init__(
         self,
@@ -122,7 +117,9 @@ class CompactHerReplayBuffer(_ImageAugmentation, HerReplayBuffer, FrameStore):
         pixel_key: str = "pixels",
         pad: int = 0,
         augmentation: AugmentFn | None = None,
+        aug_fn: AugmentFn | None = None,
         image_keys: Sequence[str] | None = None,
+        image_key: str | None = None,
         min_episode_length: int = 25,
         frames_device: th.device | str | None = None,
     ) -> None:
@@ -131,76 +128,82 @@ class CompactHerReplayBuffer(_ImageAugmentation, HerReplayBuffer, FrameStore):
             min_episode_length,
         )  # fmt: skip
         strategy = check_her_options(optimize_memory_usage, n_sampled_goal, goal_selection_strategy)
-        self._setup_augmentation(observation_space, pad, augmentation, image_keys)
+        sample_augmentation = SampleAugmentation.from_options(
+            observation_space, pad=pad, augmentation=augmentation, aug_fn=aug_fn, image_keys=image_keys,
+            image_key=image_key,
+        )  # fmt: skip
         if env is not None:
             check_goal_env(observation_space, env)
-        # HerReplayBuffer.__init__ would allocate obs and next_obs at full size (SB3's layout);
-        # only BaseBuffer's bookkeeping is wanted.
-        BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
-        self.buffer_size = layout.rows
-        self.optimize_memory_usage = False
-        self.handle_timeout_termination = handle_timeout_termination
-        self.env = env
-        self.copy_info_dict = copy_info_dict
-        self.goal_selection_strategy = strategy
-        self.n_sampled_goal = n_sampled_goal
-        self.her_ratio = 1 - (1.0 / (self.n_sampled_goal + 1))
+        # Before SB3 allocates anything, so a ring that does not fit on the GPU is refused first.
+        ring = FrameRing(layout.ring, ring_device(frames_device), name=pixel_key)
+        # SB3 allocates obs and next_obs for every key of the space it is given: give it the
+        # vector keys only (the frames live in the ring), then restore the full space.
+        super().__init__(
+            buffer_size=buffer_size,
+            observation_space=layout.vector_space(observation_space),
+            action_space=action_space,
+            env=env,  # type: ignore[arg-type]  # None only when unpickling, as in SB3
+            device=device,
+            n_envs=n_envs,
+            optimize_memory_usage=False,
+            handle_timeout_termination=handle_timeout_termination,
+            n_sampled_goal=n_sampled_goal,
+            goal_selection_strategy=strategy,
+            copy_info_dict=copy_info_dict,
+        )
+        self.observation_space = observation_space
+        self.obs_shape = get_obs_shape(observation_space)  # type: ignore[assignment]
+        # SB3 allocates one empty dict per slot even when none is ever stored: drop them.
+        self.infos = self.infos if copy_info_dict else layout.transitions.specs().infos.zeros()
+        self._episode_steps = np.zeros(n_envs, dtype=np.int64)
         self.pixel_key = pixel_key
         self.min_episode_length = min_episode_length
+        self.sample_augmentation = sample_augmentation
         self._layout = layout
-        self.frames_device = None if frames_device is None else get_device(frames_device)
-        if frames_device == "auto" and self.frames_device is not None and self.frames_device.type == "cpu":
-            self.frames_device = None  # no CUDA: the NumPy ring is the fast path in host memory
-        self._assign(layout.allocate())
-        self._place_frames()
-        warn_if_too_large(self.nbytes if self.frames_device is None else self.nbytes - self.frames.nbytes)
+        self._ring = ring
+        self._rewards_checked = False
+        warn_if_too_large(self.nbytes if ring.device is None else self.nbytes - ring.storage.nbytes)
 
     # -- layout ------------------------------------------------------------------------------
 
-    @classmethod
-    def estimate_nbytes(
-        cls,
-        buffer_size: int,
-        observation_space: spaces.Dict,
-        action_space: spaces.Space[Any],
-        n_envs: int = 1,
-        frame_stack: int | None = None,
-        pixel_key: str = "pixels",
-        *,
-        copy_info_dict: bool = False,
-        min_episode_length: int = 25,
-    ) -> int:
-        """Bytes the buffer allocates at full capacity, computed without allocating anything.
+    # A static method, so the estimate needs no buffer (the memory preflight runs it first).
+    estimate_nbytes = staticmethod(estimate_nbytes)
 
-        Args:
-            buffer_size: Capacity in transitions, summed over envs.
-            observation_space: The Dict observation space.
-            action_space: The action space.
-            n_envs: Number of parallel envs.
-            frame_stack: Frames per observation; default ``C // 3``.
-            pixel_key: Key of the stacked frames.
-            copy_info_dict: Whether info dicts are stored (their 8-byte pointers are counted,
-                not the dicts).
-            min_episode_length: As in the constructor.
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the allocated arrays, frames included (equal to `estimate_nbytes`)."""
+        transitions = sum(int(array.nbytes) for array in self._transitions().leaves())
+        return self._ring.nbytes + transitions + self._current_ep_start.nbytes + self._episode_steps.nbytes
 
-        Returns:
-            Exactly :attr:`nbytes` of a buffer built with the same arguments.
+    @property
+    def frame_stack(self) -> int:
+        """Frames per pixel observation."""
+        return self._layout.ring.frame_stack
 
-        Raises:
-            ValueError: For the configurations the constructor rejects.
+    @property
+    def frame_ring(self) -> FrameRing:
+        """The frame storage and stack rebuilding (read it; the buffer writes it)."""
+        return self._ring
 
-        Examples:
-            >>> from gymnasium import spaces
-            >>> space = spaces.Dict({"pixels": spaces.Box(0, 255, (12, 84, 84), np.uint8),
-            ...                      "achieved_goal": spaces.Box(-1, 1, (3,)), "desired_goal": spaces.Box(-1, 1, (3,))})
-            >>> CompactHerReplayBuffer.estimate_nbytes(500_000, space, spaces.Box(-1, 1, (4,))) // 500_000
-            22123
-        """
-        layout = CompactLayout.build(
-            buffer_size, observation_space, action_space, n_envs, frame_stack, pixel_key, copy_info_dict,
-            min_episode_length,
-        )  # fmt: skip
-        return layout.nbytes
+    @property
+    def frames(self) -> Any:
+        """`(frame_rows, n_envs, c, H, W)` uint8, per env a ring of single frames (a tensor on `frames_device`)."""
+        return self._ring.frames
+
+    @property
+    def frames_device(self) -> th.device | None:
+        """The torch device holding the frames, or `None` for host memory (a NumPy array)."""
+        return self._ring.device
+
+    augmentation = sample_augmentation_property("augmentation")
+    image_keys = sample_augmentation_property("image_keys")
+
+    def _transitions(self) -> TransitionArrays[Array]:
+        return TransitionArrays(**{name: getattr(self, name) for name in _TRANSITION_FIELDS})
+
+    def _set_transitions(self, arrays: TransitionArrays[Array]) -> None:
+        for name in _TRANSITION_FIELDS:
+            setattr(self, name, getattr(arrays, name))
 
     # -- storage -----------------------------------------------------------------------------
 
@@ -216,27 +219,30 @@ class CompactHerReplayBuffer(_ImageAugmentation, HerReplayBuffer, FrameStore):
         """Store one vec-env step: the new frame of each env (and, at episode start, its first frame).
 
         Args:
-            obs: Observation dict before the step, each entry ``(n_envs, ...)``; pixels
-                ``(n_envs, C, H, W)`` uint8.
+            obs: Observation dict before the step, each entry `(n_envs, ...)`; pixels
+                `(n_envs, C, H, W)` uint8.
             next_obs: Observation after the step, with the terminal observation in place of
-                the reset one for envs that are done (as SAC's ``_store_transition`` passes it).
-            action: ``(n_envs, action_dim)`` actions.
-            reward: ``(n_envs,)`` rewards.
-            done: ``(n_envs,)`` episode ends (terminated or truncated).
-            infos: One info dict per env (``TimeLimit.truncated`` marks timeouts).
+                the reset one for envs that are done (as SAC's `_store_transition` passes it).
+            action: `(n_envs, action_dim)` actions.
+            reward: `(n_envs,)` rewards.
+            done: `(n_envs,)` episode ends (terminated or truncated).
+            infos: One info dict per env (`TimeLimit.truncated` marks timeouts).
 
         Raises:
-            ValueError: If the pixels do not form consistent frame stacks (see the class
-                docstring) or an episode outgrows the per-env capacity. Nothing is stored then.
+            ValueError: If the pixels do not form consistent frame stacks (see
+                `FrameRing.check_step`) or an episode outgrows the per-env capacity. Nothing is
+                stored then.
         """
         pixels, next_pixels = np.asarray(obs[self.pixel_key]), np.asarray(next_obs[self.pixel_key])
-        expected = (self.n_envs, *self._last_next_pixels.shape[1:])
-        if pixels.shape != expected or next_pixels.shape != expected:
+        starts = self._episode_steps == 0
+        interrupted = self._ring.check_step(pixels, next_pixels, starts)
+        too_long = np.flatnonzero(~starts & (self._episode_steps >= self.buffer_size - 1))
+        if too_long.size:
             raise ValueError(
-                f"add expected {self.pixel_key!r} pixels of shape {expected} (n_envs, C, H, W) for obs and next_obs, "
-                f"got {pixels.shape} and {next_pixels.shape}."
+                f"Env {too_long[0]}: the episode reached {self.buffer_size - 1} steps, the longest that fits the "
+                f"per-env capacity (buffer_size // n_envs = {self.buffer_size}); HER stores whole episodes. "
+                "Use buffer_size >= n_envs * (longest episode + 1)."
             )
-        starts, interrupted = self._check_stacks(pixels, next_pixels)
         if interrupted:
             warnings.warn(
                 f"Env(s) {interrupted} started a new episode (a reset) while their stored episode was unfinished; "
@@ -245,34 +251,19 @@ class CompactHerReplayBuffer(_ImageAugmentation, HerReplayBuffer, FrameStore):
             )
             for env_idx in interrupted:
                 self._close_episode(env_idx)
-        pos = self.pos
-        for env_idx in range(self.n_envs):
-            # SB3's eviction: a finished episode whose first transition is overwritten goes whole.
-            length = self.ep_length[pos, env_idx]
-            if length > 0:
-                end = self.ep_start[pos, env_idx] + length
-                self.ep_length[np.arange(pos, end) % self.buffer_size, env_idx] = 0
-        self.ep_start[pos] = self._current_ep_start
-        if self.copy_info_dict:
-            self.infos[pos] = infos
-        for key in self._layout.vector_keys:
-            shape = (self.n_envs, *self.obs_shape[key])
-            self.observations[key][pos] = np.asarray(obs[key]).reshape(shape)
-            self.next_observations[key][pos] = np.asarray(next_obs[key]).reshape(shape)
-        self.actions[pos] = np.asarray(action).reshape((self.n_envs, self.action_dim))
-        self.rewards[pos] = np.asarray(reward)
-        self.dones[pos] = np.asarray(done)
-        if self.handle_timeout_termination:
-            self.timeouts[pos] = np.array([info.get("TimeLimit.truncated", False) for info in infos])
-        self._write_frames(pos, starts, pixels, next_pixels)
+        for env_idx, start in self._ring.write_step(self.pos, pixels, next_pixels, starts):
+            if self.ep_start[start, env_idx] == start:  # the slot still holds that episode's first step
+                self._evict(start, env_idx)
+        # SB3 stores the vector keys, evicts at the write position and closes finished episodes.
+        super().add(obs, next_obs, action, reward, done, infos)
         self._episode_steps += 1
-        self.pos += 1
-        if self.pos == self.buffer_size:
-            self.full = True
-            self.pos = 0
-        for finished in np.flatnonzero(np.asarray(done)):
-            self._compute_episode_length(int(finished))
-            self._episode_steps[finished] = 0
+        self._episode_steps[np.asarray(done, dtype=bool)] = 0
+
+    def _evict(self, start: int, env_idx: int) -> None:
+        """Make the finished episode starting at transition slot `start` unsampleable (SB3's eviction)."""
+        length = self.ep_length[start, env_idx]
+        if length > 0:
+            self.ep_length[np.arange(start, start + length) % self.buffer_size, env_idx] = 0
 
     def _close_episode(self, env_idx: int) -> None:
         """Mark the env's unfinished episode as ended at the last stored step (SB3's truncation)."""
@@ -285,142 +276,127 @@ class CompactHerReplayBuffer(_ImageAugmentation, HerReplayBuffer, FrameStore):
     def truncate_last_trajectory(self) -> None:
         """Close every unfinished episode so it can be sampled; new episodes then start cleanly.
 
-        SB3's ``load_replay_buffer`` calls it (unless ``truncate_last_traj=False``). The last
-        stored step of each unfinished episode becomes ``done`` (and a timeout, when
-        ``handle_timeout_termination``, so the critic still bootstraps), and
-        ``_current_ep_start`` moves to the write position.
+        SB3's `load_replay_buffer` calls it (unless `truncate_last_traj=False`). The last
+        stored step of each unfinished episode becomes `done` (and a timeout, when
+        `handle_timeout_termination`, so the critic still bootstraps), and
+        `_current_ep_start` moves to the write position; a warning says so.
         """
-        unfinished = np.flatnonzero(self._episode_steps > 0)
-        if unfinished.size:
-            warnings.warn(
-                "The last trajectory in the replay buffer will be truncated.\n"
-                "If you are in the same episode as when the replay buffer was saved,\n"
-                "you should use `truncate_last_trajectory=False` to avoid that issue.",
-                stacklevel=2,
-            )
-        for env_idx in unfinished:
-            self._close_episode(int(env_idx))
+        super().truncate_last_trajectory()
+        self._episode_steps[:] = 0
 
     def reset(self) -> None:
-        """Empty the buffer (capacity and arrays are kept)."""
+        """Empty the buffer (capacity, options and device are kept)."""
         super().reset()
-        self._assign(self._layout.allocate())
-        self._place_frames()
+        self._set_transitions(self._layout.transitions.allocate())
+        self._current_ep_start = np.zeros(self.n_envs, dtype=np.int64)
+        self._episode_steps = np.zeros(self.n_envs, dtype=np.int64)
+        self._ring.reset()
 
     def set_env(self, env: VecEnv) -> None:
-        """Set the env after unpickling (SB3's ``load_replay_buffer`` calls it) and check it can relabel.
+        """Set the env after unpickling (SB3's `load_replay_buffer` calls it) and check it can relabel.
 
         Args:
             env: The training VecEnv.
 
         Raises:
-            ValueError: If an env is already set or it has no batched ``compute_reward``.
+            ValueError: If an env is already set, a goal key is missing or the env has no
+                `compute_reward`.
         """
         check_goal_env(self.observation_space, env)
         super().set_env(env)
+        self._rewards_checked = False
 
     def __getstate__(self) -> dict[str, Any]:
-        return self._pickled_state()
+        """The state without the env, arrays cut to their filled rows, frames as host arrays."""
+        rows = self.buffer_size if self.full else self.pos
+        return pickled_state(super().__getstate__(), self._transitions(), self._ring.state_dict(rows), rows)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._restore_state(state)
+        """Re-allocate full capacity and copy the saved rows in (older formats are converted first).
+
+        Raises:
+            ValueError: If the state was written in a format this version cannot read.
+        """
+        attributes, transitions, ring_state = unpickled_state(state)
+        super().__setstate__(attributes)
+        self._set_transitions(transitions)
+        self._ring = FrameRing.from_state_dict(ring_state, name=self.pixel_key)
+        self._rewards_checked = False
 
     # -- sampling ------------------------------------------------------------------------------
 
     def sample(  # type: ignore[override]
         self, batch_size: int, env: VecNormalize | None = None
     ) -> DictReplayBufferSamples:
-        """Sample a HER batch as SB3 does (real rows first, then relabelled), then augment its images.
+        """Sample a HER batch with SB3's `HerReplayBuffer.sample`, add its pixel stacks, augment its images.
 
         Args:
             batch_size: Number of transitions.
-            env: Optional ``VecNormalize`` to normalise observations and rewards.
+            env: Optional `VecNormalize` to normalise the vector keys and rewards.
 
         Returns:
-            The batch: pixels ``(B, C, H, W)`` uint8, vector keys in their stored dtype,
-            actions ``(B, action_dim)``, rewards and dones ``(B, 1)`` float32.
+            The batch: pixels `(B, C, H, W)` uint8, vector keys in their stored dtype,
+            actions `(B, action_dim)`, rewards and dones `(B, 1)` float32, all on `device`.
 
         Raises:
             RuntimeError: Before the first episode has finished.
+            ValueError: On the first relabelled batch, if `compute_reward` fails or does not
+                return one reward per row.
         """
-        is_valid = self.ep_length > 0
-        if not np.any(is_valid):
-            raise RuntimeError(
-                "Unable to sample before the end of the first episode. We recommend choosing a value "
-                "for learning_starts that is greater than the maximum number of timesteps in the environment."
-            )
-        # SB3's global RNG and call order, so a seed reproduces SB3's batch.
-        sampled = np.random.choice(np.flatnonzero(is_valid), size=batch_size, replace=True)  # noqa: NPY002
-        batch_indices, env_indices = np.unravel_index(sampled, is_valid.shape)
-        nb_virtual = int(self.her_ratio * batch_size)
-        virtual_batch, real_batch = np.split(batch_indices, [nb_virtual])
-        virtual_env, real_env = np.split(env_indices, [nb_virtual])
-        return self._augment(self._samples(real_batch, real_env, virtual_batch, virtual_env, env))
+        batch = super().sample(batch_size, env)
+        batch = with_rows_gathered(batch, self.pixel_key, self._pixel_stacks, self.device, self.observation_space)
+        return self.sample_augmentation(batch)
 
     def _get_real_samples(
         self, batch_indices: Array, env_indices: Array, env: VecNormalize | None = None
     ) -> DictReplayBufferSamples:
-        empty = np.zeros(0, dtype=np.int64)
-        return self._samples(batch_indices, env_indices, empty, empty, env)
+        samples = super()._get_real_samples(batch_indices, env_indices, env)
+        return with_row_ids(samples, self.pixel_key, batch_indices, env_indices)
 
     def _get_virtual_samples(
         self, batch_indices: Array, env_indices: Array, env: VecNormalize | None = None
     ) -> DictReplayBufferSamples:
-        empty = np.zeros(0, dtype=np.int64)
-        return self._samples(empty, empty, batch_indices, env_indices, env)
+        if not self._rewards_checked and len(batch_indices):
+            check_relabelled_rewards(self, batch_indices, env_indices)
+            self._rewards_checked = True
+        samples = super()._get_virtual_samples(batch_indices, env_indices, env)
+        return with_row_ids(samples, self.pixel_key, batch_indices, env_indices)
 
     def _get_samples(  # type: ignore[override]
         self, batch_inds: Array, env: VecNormalize | None = None
     ) -> DictReplayBufferSamples:
         raise NotImplementedError("CompactHerReplayBuffer samples whole-episode transitions only; call sample().")
 
-    def _tensor(self, value: Any) -> th.Tensor:
-        if isinstance(value, th.Tensor):  # pixels gathered on frames_device
-            return value.to(self.device)
-        return self.to_torch(value, copy=False)
+    def _pixel_stacks(self, batch_indices: Array, env_indices: Array) -> th.Tensor:
+        """`(2, B, C, H, W)` uint8 obs and next_obs stacks, where the frames live."""
+        steps = (batch_indices - self.ep_start[batch_indices, env_indices]) % self.buffer_size
+        return self._ring.stacks(batch_indices, env_indices, steps)
 
-    def _samples(
-        self,
-        real_batch: Array,
-        real_env: Array,
-        virtual_batch: Array,
-        virtual_env: Array,
-        env: VecNormalize | None,
-    ) -> DictReplayBufferSamples:
-        """Real rows then relabelled rows, in one gather (SB3 gathers them apart and concatenates)."""
-        batch_indices = np.concatenate((real_batch, virtual_batch))
-        env_indices = np.concatenate((real_env, virtual_env))
-        n_real = len(real_batch)
-        obs, next_obs = self._rebuild(batch_indices, env_indices)
-        rewards = self.rewards[batch_indices, env_indices].reshape(-1, 1)
-        if len(virtual_batch):
-            new_goals = self._sample_goals(virtual_batch, virtual_env)
-            obs["desired_goal"][n_real:] = new_goals
-            next_obs["desired_goal"][n_real:] = new_goals
-            infos: Any
-            if self.copy_info_dict:
-                infos = copy.deepcopy(self.infos[virtual_batch, virtual_env])
-            else:
-                infos = [{} for _ in range(len(virtual_batch))]
-            assert self.env is not None, (
-                "CompactHerReplayBuffer needs a VecEnv to compute rewards for relabelled goals: pass env= or call "
-                "set_env(env) after unpickling."
+    def get_observations(self, batch_indices: Array, env_indices: Array) -> tuple[ObsDict, ObsDict]:
+        """Rebuild the stored `obs` and `next_obs` of transitions in finished episodes.
+
+        Args:
+            batch_indices: `(B,)` int transition slots in `[0, buffer_size // n_envs)`.
+            env_indices: `(B,)` int env indices.
+
+        Returns:
+            `(obs, next_obs)`: dicts of `(B, ...)` NumPy arrays, pixels `(B, C, H, W)` uint8,
+            with the stored desired goals (no relabelling), wherever the frames are kept.
+
+        Raises:
+            ValueError: If a transition is not sampleable (never written, evicted, or in an
+                unfinished episode).
+        """
+        batch_indices, env_indices = np.asarray(batch_indices), np.asarray(env_indices)
+        if not (self.ep_length[batch_indices, env_indices] > 0).all():
+            raise ValueError(
+                "Some transitions are not sampleable: only transitions of finished episodes that were not evicted "
+                "can be rebuilt (those with ep_length > 0)."
             )
-            relabelled = self.env.env_method(
-                "compute_reward", next_obs["achieved_goal"][n_real:], new_goals, infos, indices=[0]
-            )[0]
-            rewards[n_real:, 0] = np.asarray(relabelled, dtype=np.float32)
-        not_timeout = 1 - self.timeouts[batch_indices, env_indices]
-        dones = (self.dones[batch_indices, env_indices] * not_timeout).reshape(-1, 1)
-        obs_ = self._normalize_obs(obs, env)
-        next_obs_ = self._normalize_obs(next_obs, env)
-        assert isinstance(obs_, dict)
-        assert isinstance(next_obs_, dict)
-        # Every array here is a fresh gather: tensors can share its memory (no second copy).
-        return DictReplayBufferSamples(
-            observations={key: self._tensor(value) for key, value in obs_.items()},
-            actions=self.to_torch(self.actions[batch_indices, env_indices], copy=False),
-            next_observations={key: self._tensor(value) for key, value in next_obs_.items()},
-            dones=self.to_torch(dones, copy=False),
-            rewards=self.to_torch(self._normalize_reward(rewards, env), copy=False),
-        )
+        pixels = self._pixel_stacks(batch_indices, env_indices).cpu().numpy()
+
+        def rebuilt(vectors: ObsDict, frames: Array) -> ObsDict:
+            picked = {key: array[batch_indices, env_indices] for key, array in vectors.items()}
+            return {key: frames if key == self.pixel_key else picked[key] for key in self.observation_space.spaces}
+
+        return rebuilt(self.observations, pixels[0]), rebuilt(self.next_observations, pixels[1])

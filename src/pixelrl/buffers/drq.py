@@ -1,87 +1,47 @@
-"""DrQ replay buffers: SB3's dict and HER buffers with image augmentation at sample time."""
+"""DrQ replay buffers: SB3's dict and HER buffers with image augmentation at sample time.
+
+Storage and sampling are SB3's; each buffer holds a
+[SampleAugmentation][pixelrl.buffers.SampleAugmentation] and applies it to every batch.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import DictReplayBuffer
-from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from stable_baselines3.her.goal_selection_strategy import GoalSelectionStrategy
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
-from pixelrl.buffers.augmentation import RandomShiftAug
+from pixelrl.buffers.augmentation import AugmentFn, SampleAugmentation, sample_augmentation_property
+from pixelrl.buffers.goal_env import check_goal_env, check_relabelled_rewards
 
 __all__ = ["AugmentFn", "DrQDictReplayBuffer", "HerDrQDictReplayBuffer", "check_goal_env"]
 
-AugmentFn = Callable[[th.Tensor], th.Tensor]
-"""Maps a ``(B, C, H, W)`` image batch to an augmented batch of the same shape and dtype."""
+Array = np.ndarray[Any, Any]
 
 
-def _image_keys(observation_space: spaces.Dict, image_keys: Sequence[str] | None) -> tuple[str, ...]:
-    """The keys to augment: the given ones (checked) or every uint8 image key of the space."""
-    if image_keys is None:
-        found = tuple(key for key, sub in observation_space.spaces.items() if is_image_space(sub, check_channels=False))
-        if not found:
-            raise ValueError(
-                f"No image key to augment in the observation space {list(observation_space.spaces)}: images must "
-                "be Box(0, 255, (C, H, W), uint8). Pass image_keys=[...] or use SB3's DictReplayBuffer."
-            )
-        return found
-    unknown = [key for key in image_keys if key not in observation_space.spaces]
-    if unknown:
-        raise ValueError(f"image_keys {unknown} are not in the observation space {list(observation_space.spaces)}.")
-    return tuple(image_keys)
+def _upgraded(state: dict[str, Any]) -> dict[str, Any]:
+    """A pickled DrQ buffer's state; those from before `SampleAugmentation` held its two fields as attributes."""
+    if "sample_augmentation" in state:
+        return state
+    state = dict(state)
+    state["sample_augmentation"] = SampleAugmentation(state.pop("image_keys"), state.pop("augmentation"))
+    return state
 
 
-class _ImageAugmentation:
-    """Augments the image keys of sampled observations, obs and next_obs independently.
+class DrQDictReplayBuffer(DictReplayBuffer):
+    """SB3's `DictReplayBuffer` with DrQ random-shift augmentation of sampled images.
 
-    Shared by both DrQ buffers; everything else (storage, HER) is SB3's.
-    """
-
-    augmentation: AugmentFn | None
-    image_keys: tuple[str, ...]
-
-    def _setup_augmentation(
-        self,
-        observation_space: spaces.Dict,
-        pad: int,
-        augmentation: AugmentFn | None,
-        image_keys: Sequence[str] | None,
-    ) -> None:
-        if pad < 0:
-            raise ValueError(f"pad must be >= 0 (0 disables the shift), got {pad}.")
-        self.image_keys = _image_keys(observation_space, image_keys)
-        if augmentation is not None:
-            self.augmentation = augmentation
-        else:
-            self.augmentation = RandomShiftAug(pad=pad) if pad > 0 else None
-
-    def _augment(self, samples: DictReplayBufferSamples) -> DictReplayBufferSamples:
-        if self.augmentation is None:
-            return samples
-        # Two independent draws: DrQ's regulariser sees a different view of obs and next_obs.
-        observations = dict(samples.observations)
-        next_observations = dict(samples.next_observations)
-        for key in self.image_keys:
-            observations[key] = self.augmentation(observations[key])
-            next_observations[key] = self.augmentation(next_observations[key])
-        return samples._replace(observations=observations, next_observations=next_observations)
-
-
-class DrQDictReplayBuffer(_ImageAugmentation, DictReplayBuffer):
-    """SB3's ``DictReplayBuffer`` with DrQ random-shift augmentation of sampled images.
-
-    Storage is SB3's (images as uint8). At sample time, the image keys of ``observations`` and
-    ``next_observations`` are augmented independently; actions, rewards, dones and vector
-    keys (goals, proprioception) are returned untouched. With ``pad=0`` it returns exactly
-    what ``DictReplayBuffer`` returns.
+    Storage is SB3's (images as uint8). At sample time, the image keys of `observations` and
+    `next_observations` are augmented independently; actions, rewards, dones and vector
+    keys (goals, proprioception) are returned untouched. With `pad=0` it returns exactly
+    what `DictReplayBuffer` returns.
 
     Args:
         buffer_size: Maximum number of transitions (across all envs).
@@ -91,14 +51,17 @@ class DrQDictReplayBuffer(_ImageAugmentation, DictReplayBuffer):
         n_envs: Number of parallel environments.
         optimize_memory_usage: Must be False (SB3's dict buffers do not support it).
         handle_timeout_termination: Bootstrap through time-limit truncations.
-        pad: Maximum shift in pixels of :class:`RandomShiftAug` (4 on 84x84 is DrQ's choice);
-            0 disables augmentation.
+        pad: Maximum shift in pixels of `RandomShiftAug`. Default 4 (DrQ's choice on 84x84):
+            a DrQ buffer augments unless told not to; 0 disables augmentation.
         augmentation: A picklable callable used instead of the random shift (it is saved with
             the buffer).
+        aug_fn: The same as `augmentation` (another spelling; give one of the two).
         image_keys: Keys to augment; default every uint8 image key.
+        image_key: One key to augment, the same as `image_keys=[image_key]`.
 
     Raises:
-        ValueError: If there is no image key to augment or ``pad < 0``.
+        ValueError: If there is no image key to augment or `pad < 0`.
+        TypeError: If an option is given under both of its spellings.
 
     Examples:
         >>> from stable_baselines3 import SAC
@@ -119,92 +82,70 @@ class DrQDictReplayBuffer(_ImageAugmentation, DictReplayBuffer):
         *,
         pad: int = 4,
         augmentation: AugmentFn | None = None,
+        aug_fn: AugmentFn | None = None,
         image_keys: Sequence[str] | None = None,
+        image_key: str | None = None,
     ) -> None:
-        self._setup_augmentation(observation_space, pad, augmentation, image_keys)
+        self.sample_augmentation = SampleAugmentation.from_options(
+            observation_space, pad=pad, augmentation=augmentation, aug_fn=aug_fn, image_keys=image_keys,
+            image_key=image_key,
+        )  # fmt: skip
         super().__init__(
-            buffer_size,
-            observation_space,
-            action_space,
+            buffer_size=buffer_size,
+            observation_space=observation_space,
+            action_space=action_space,
             device=device,
             n_envs=n_envs,
             optimize_memory_usage=optimize_memory_usage,
             handle_timeout_termination=handle_timeout_termination,
         )
 
+    augmentation = sample_augmentation_property("augmentation")
+    image_keys = sample_augmentation_property("image_keys")
+
     def _get_samples(  # type: ignore[override]
-        self, batch_inds: np.ndarray[Any, Any], env: VecNormalize | None = None
+        self, batch_inds: Array, env: VecNormalize | None = None
     ) -> DictReplayBufferSamples:
-        return self._augment(super()._get_samples(batch_inds, env))
+        return self.sample_augmentation(super()._get_samples(batch_inds, env))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(_upgraded(state))
 
 
-def check_goal_env(observation_space: spaces.Dict, env: VecEnv) -> None:
-    """Check that HER can relabel this env: goal keys present and ``compute_reward`` callable.
-
-    Args:
-        observation_space: The observation space the buffer stores.
-        env: The training VecEnv.
-
-    Raises:
-        ValueError: If a goal key is missing or the env has no working batched ``compute_reward``.
-    """
-    missing = [key for key in ("achieved_goal", "desired_goal") if key not in observation_space.spaces]
-    if missing:
-        raise ValueError(
-            f"HER needs 'achieved_goal' and 'desired_goal' in the observation; {missing} missing from "
-            f"{list(observation_space.spaces)}. With PixelObservationWrapper use goal_mode='both' or 'strict'."
-        )
-    fix = (
-        "HER recomputes rewards with env.compute_reward(achieved_goal, desired_goal, info). Wrap goal envs "
-        "with PixelObservationWrapper (it forwards compute_reward through gymnasium's wrappers) or use a "
-        "buffer without HER."
-    )
-    if not env.has_attr("compute_reward"):
-        raise ValueError(f"The env has no compute_reward method. {fix}")
-    goal_space = observation_space["achieved_goal"]
-    probe = np.zeros((2, *(goal_space.shape or ())), dtype=goal_space.dtype)
-    try:
-        rewards = env.env_method("compute_reward", probe, probe, [{}, {}], indices=[0])[0]
-    except Exception as exc:  # whatever the env raises, HER cannot use it
-        raise ValueError(
-            f"env.compute_reward failed on a batch of 2 goals ({type(exc).__name__}: {exc}). {fix}"
-        ) from exc
-    if np.shape(rewards) != (2,):
-        raise ValueError(
-            f"compute_reward must accept batches of goals and return one reward per row; for 2 goals it "
-            f"returned shape {np.shape(rewards)}. Vectorise it over the leading axis."
-        )
-
-
-class HerDrQDictReplayBuffer(_ImageAugmentation, HerReplayBuffer):
-    """SB3's ``HerReplayBuffer`` followed by DrQ augmentation of the sampled images.
+class HerDrQDictReplayBuffer(HerReplayBuffer):
+    """SB3's `HerReplayBuffer` followed by DrQ augmentation of the sampled images.
 
     HER builds the batch first (real transitions plus relabelled ones, with rewards from the
-    env's ``compute_reward`` on the goal VECTORS); then the image keys of ``observations`` and
-    ``next_observations`` are shifted independently. Goals, rewards, dones and actions are
-    never augmented, so ``reward == compute_reward(next achieved_goal, desired_goal)`` still
-    holds for every relabelled row. With ``pad=0`` it returns exactly what ``HerReplayBuffer``
+    env's `compute_reward` on the goal VECTORS); then the image keys of `observations` and
+    `next_observations` are shifted independently. Goals, rewards, dones and actions are
+    never augmented, so `reward == compute_reward(next achieved_goal, desired_goal)` still
+    holds for every relabelled row. With `pad=0` it returns exactly what `HerReplayBuffer`
     returns.
 
     Args:
         buffer_size: Maximum number of transitions (across all envs).
-        observation_space: Dict space with ``achieved_goal``, ``desired_goal`` and an image key.
+        observation_space: Dict space with `achieved_goal`, `desired_goal` and an image key.
         action_space: Action space.
-        env: The training VecEnv (SAC passes it); ``None`` only when unpickling.
+        env: The training VecEnv (SAC passes it); `None` only when unpickling.
         device: Device of the sampled tensors.
         n_envs: Number of parallel environments.
         optimize_memory_usage: Must be False.
         handle_timeout_termination: Bootstrap through time-limit truncations.
-        n_sampled_goal: Relabelled transitions per real one (HER ratio ``k / (k + 1)``).
-        goal_selection_strategy: ``"future"``, ``"final"`` or ``"episode"``.
-        copy_info_dict: Store info dicts and pass them to ``compute_reward``.
-        pad: Maximum shift of :class:`RandomShiftAug`; 0 disables augmentation.
+        n_sampled_goal: Relabelled transitions per real one (HER ratio `k / (k + 1)`).
+        goal_selection_strategy: `"future"`, `"final"` or `"episode"`.
+        copy_info_dict: Store info dicts and pass them to `compute_reward`.
+        pad: Maximum shift of `RandomShiftAug`. Default 4: a DrQ buffer augments unless told
+            not to (`CompactHerReplayBuffer` defaults to 0); 0 disables augmentation.
         augmentation: A picklable callable used instead of the random shift.
+        aug_fn: The same as `augmentation` (another spelling; give one of the two).
         image_keys: Keys to augment; default every uint8 image key.
+        image_key: One key to augment, the same as `image_keys=[image_key]`.
 
     Raises:
-        ValueError: If goal keys are missing, the env cannot ``compute_reward`` on batches,
-            there is no image key, or ``pad < 0``.
+        ValueError: If goal keys are missing, the env has no `compute_reward`, there is no
+            image key, or `pad < 0`. The first relabelled batch raises it too if
+            `compute_reward` fails or does not return one reward per row.
+        TypeError: If an option is given under both of its spellings.
     """
 
     def __init__(
@@ -223,15 +164,20 @@ class HerDrQDictReplayBuffer(_ImageAugmentation, HerReplayBuffer):
         *,
         pad: int = 4,
         augmentation: AugmentFn | None = None,
+        aug_fn: AugmentFn | None = None,
         image_keys: Sequence[str] | None = None,
+        image_key: str | None = None,
     ) -> None:
-        self._setup_augmentation(observation_space, pad, augmentation, image_keys)
+        self.sample_augmentation = SampleAugmentation.from_options(
+            observation_space, pad=pad, augmentation=augmentation, aug_fn=aug_fn, image_keys=image_keys,
+            image_key=image_key,
+        )  # fmt: skip
         if env is not None:
             check_goal_env(observation_space, env)
         super().__init__(
-            buffer_size,
-            observation_space,
-            action_space,
+            buffer_size=buffer_size,
+            observation_space=observation_space,
+            action_space=action_space,
             env=env,
             device=device,
             n_envs=n_envs,
@@ -241,20 +187,54 @@ class HerDrQDictReplayBuffer(_ImageAugmentation, HerReplayBuffer):
             goal_selection_strategy=goal_selection_strategy,
             copy_info_dict=copy_info_dict,
         )
+        self._rewards_checked = False
+
+    augmentation = sample_augmentation_property("augmentation")
+    image_keys = sample_augmentation_property("image_keys")
+
+    def set_env(self, env: VecEnv) -> None:
+        """Set the env after unpickling (SB3's `load_replay_buffer` calls it) and check it can relabel.
+
+        Args:
+            env: The training VecEnv.
+
+        Raises:
+            ValueError: If an env is already set, a goal key is missing or the env has no
+                `compute_reward`.
+        """
+        check_goal_env(self.observation_space, env)
+        super().set_env(env)
+        self._rewards_checked = False
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(_upgraded(state))
+        self._rewards_checked = False
 
     def sample(  # type: ignore[override]
         self, batch_size: int, env: VecNormalize | None = None
     ) -> DictReplayBufferSamples:
         """Sample a HER batch (real + relabelled), then augment its images.
 
-        HER merges ``_get_real_samples`` and ``_get_virtual_samples`` without going through
-        ``_get_samples``, so augmentation hooks ``sample`` itself.
+        HER merges `_get_real_samples` and `_get_virtual_samples` without going through
+        `_get_samples`, so augmentation hooks `sample` itself.
 
         Args:
             batch_size: Number of transitions.
-            env: Optional ``VecNormalize`` to normalise observations and rewards.
+            env: Optional `VecNormalize` to normalise observations and rewards.
 
         Returns:
             The augmented batch.
+
+        Raises:
+            ValueError: On the first relabelled batch, if `compute_reward` fails or does not
+                return one reward per row.
         """
-        return self._augment(super().sample(batch_size, env))
+        return self.sample_augmentation(super().sample(batch_size, env))
+
+    def _get_virtual_samples(
+        self, batch_indices: Array, env_indices: Array, env: VecNormalize | None = None
+    ) -> DictReplayBufferSamples:
+        if not self._rewards_checked and len(batch_indices):
+            check_relabelled_rewards(self, batch_indices, env_indices)
+            self._rewards_checked = True
+        return super()._get_virtual_samples(batch_indices, env_indices, env)

@@ -15,18 +15,18 @@ class PixelReplayBuffer:
 
     Pixels are stored as uint8 (1 byte per value) and converted to float32 in [0, 1] only
     for the sampled batch, so the buffer costs a quarter of what float32 storage would.
-    SB3's ``DictReplayBuffer`` does the same for uint8 observation spaces; use it (or
-    :class:`~pixelrl.buffers.HerDrQDictReplayBuffer`) inside SB3.
+    SB3's `DictReplayBuffer` does the same for uint8 observation spaces; use it (or
+    [HerDrQDictReplayBuffer][pixelrl.buffers.HerDrQDictReplayBuffer]) inside SB3.
 
     Args:
-        img_shape: ``(C, H, W)`` of one (stacked) pixel observation.
+        img_shape: `(C, H, W)` of one (stacked) pixel observation.
         goal_dim: Size of the achieved and desired goal vectors.
         act_dim: Size of the action vector.
         capacity: Number of transitions kept; the oldest are overwritten.
         seed: Seed of the sampling generator.
 
     Raises:
-        ValueError: If ``img_shape`` is not channel-first ``(C, H, W)`` or a size is not positive.
+        ValueError: If `img_shape` is not channel-first `(C, H, W)` or a size is not positive.
 
     Examples:
         >>> buffer = PixelReplayBuffer((12, 8, 8), goal_dim=3, act_dim=4, capacity=100, seed=0)
@@ -83,11 +83,11 @@ class PixelReplayBuffer:
         """Store one transition.
 
         Args:
-            obs_pixels: ``(C, H, W)`` uint8 pixels of the observation.
-            next_pixels: ``(C, H, W)`` uint8 pixels of the next observation.
-            achieved: ``(goal_dim,)`` achieved goal after the step.
-            goal: ``(goal_dim,)`` desired goal.
-            action: ``(act_dim,)`` action taken.
+            obs_pixels: `(C, H, W)` uint8 pixels of the observation.
+            next_pixels: `(C, H, W)` uint8 pixels of the next observation.
+            achieved: `(goal_dim,)` achieved goal after the step.
+            goal: `(goal_dim,)` desired goal.
+            action: `(act_dim,)` action taken.
             reward: Reward received.
             done: Whether the episode terminated (not truncated) at this step.
 
@@ -118,8 +118,8 @@ class PixelReplayBuffer:
             batch_size: Number of transitions.
 
         Returns:
-            ``pixels`` and ``next_pixels`` as ``(B, C, H, W)`` float32 in [0, 1]; ``achieved_goal``,
-            ``desired_goal``, ``actions``, ``rewards`` ``(B, 1)`` and ``dones`` ``(B, 1)`` as float32.
+            `pixels` and `next_pixels` as `(B, C, H, W)` float32 in [0, 1]; `achieved_goal`,
+            `desired_goal`, `actions`, `rewards` `(B, 1)` and `dones` `(B, 1)` as float32.
 
         Raises:
             ValueError: If the buffer is empty.
