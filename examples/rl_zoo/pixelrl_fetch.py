@@ -31,7 +31,7 @@ def pixel_fetch(env_id: str, n_timesteps: int) -> dict[str, object]:
                 "pixelrl.wrappers.PixelObservationWrapper": {
                     "image_size": 84,
                     "frame_stack": 4,
-                    "proprio_indices": list(fetch_proprio_indices(env_id)),
+                    "proprio_indices": list(fetch_proprio_indices(env_id, goal_mode="strict")),
                     "goal_mode": "strict",
                 }
             }

@@ -30,7 +30,7 @@ def test_manipulation_output_shape_is_quarter_ceiling() -> None:
         assert cnn.output_shape(size, size) == (4, -(-size // 4), -(-size // 4))
 
 
-def test_manipulation_layers_follow_drqv2_design() -> None:
+def test_manipulation_layers_are_padded_3x3_with_strides_2_1_1_2() -> None:
     convs = [m for m in ManipulationCNN(in_channels=9, num_filters=16).modules() if isinstance(m, torch.nn.Conv2d)]
     assert [c.stride for c in convs] == [(2, 2), (1, 1), (1, 1), (2, 2)]
     assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) for c in convs)

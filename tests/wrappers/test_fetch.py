@@ -10,8 +10,12 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from pixelrl.wrappers import (
     FETCH_OBJECT_PROPRIO_INDICES,
+    FETCH_REACH_PROPRIO_INDICES,
+    FETCH_REACH_STRICT_PROPRIO_INDICES,
+    PixelObservationWrapper,
     fetch_proprio_indices,
     make_fetch_env,
+    register_fetch_envs,
     render_and_resize,
 )
 
@@ -22,6 +26,19 @@ def test_proprio_layouts():
     assert fetch_proprio_indices("FetchReach-v4") == tuple(range(10))
     with pytest.raises(ValueError, match="No Fetch proprioception layout for 'HalfCheetah-v5'"):
         fetch_proprio_indices("HalfCheetah-v5")
+
+
+def test_strict_proprio_layouts_leave_out_only_fetch_reachs_gripper_position():
+    assert FETCH_REACH_STRICT_PROPRIO_INDICES == (3, 4, 5, 6, 7, 8, 9)  # gripper_state, grip_velp, gripper_vel
+    assert fetch_proprio_indices("FetchReach-v4", goal_mode="strict") == FETCH_REACH_STRICT_PROPRIO_INDICES
+    assert fetch_proprio_indices("FetchReachDense-v4", goal_mode="strict") == FETCH_REACH_STRICT_PROPRIO_INDICES
+    for mode in ("none", "desired", "both"):
+        assert fetch_proprio_indices("FetchReach-v4", goal_mode=mode) == FETCH_REACH_PROPRIO_INDICES
+    # In the object tasks achieved_goal is the object, which the robot-only layout never held.
+    for env_id in ("FetchPush-v4", "FetchPickAndPlace-v4", "FetchSlide-v4"):
+        assert fetch_proprio_indices(env_id, goal_mode="strict") == FETCH_OBJECT_PROPRIO_INDICES
+    with pytest.raises(ValueError, match="Unknown goal_mode 'Strict'; expected one of none, desired, both, strict"):
+        fetch_proprio_indices("FetchReach-v4", goal_mode="Strict")  # type: ignore[arg-type]
 
 
 def test_unknown_camera_and_env_are_clear_errors():
@@ -126,3 +143,57 @@ def test_camera_presets_and_custom_cameras_change_the_view():
     values = list(frames.values())
     assert not np.array_equal(values[0], values[1])
     assert not np.array_equal(values[1], values[2])
+
+
+def _steps(env, n=5):
+    obs, _ = env.reset(seed=0)
+    assert obs in env.observation_space
+    for _ in range(n):
+        obs, *_ = env.step(env.action_space.sample())
+        assert obs in env.observation_space
+    return obs
+
+
+@pytest.mark.mujoco
+def test_strict_mode_refuses_fetch_reach_with_its_full_proprioception():
+    register_fetch_envs()
+    raw = gym.make("FetchReach-v4", render_mode="rgb_array", width=32, height=32)
+    env = PixelObservationWrapper(raw, image_size=32, frame_stack=1, proprio_indices=range(10), goal_mode="strict")
+    match = (
+        r"goal_mode='strict' refuses this observation: 'proprioception' carries the achieved goal\. "
+        r"Its entries \[0, 1, 2\] \(entries \[0, 1, 2\] of the wrapped env's 'observation' vector, chosen by "
+        r"proprio_indices\) equal achieved_goal .*must come from the image\. .*FETCH_REACH_STRICT_PROPRIO_INDICES.*"
+        r"goal_mode='both'"
+    )
+    with pytest.raises(ValueError, match=match):
+        env.reset(seed=0)
+    # The layout claim itself: FetchReach's achieved_goal is grip_pos, observation[0:3].
+    np.testing.assert_array_equal(env.last_raw_obs["observation"][:3], env.last_raw_obs["achieved_goal"])
+    env.close()
+
+
+@pytest.mark.mujoco
+def test_strict_fetch_reach_gets_the_strict_layout_and_steps():
+    env = make_fetch_env("FetchReach-v4", image_size=32, frame_stack=1, goal_mode="strict")
+    assert env.proprio_indices == FETCH_REACH_STRICT_PROPRIO_INDICES
+    obs = _steps(env)
+    assert obs["proprioception"].shape == (7,)
+    np.testing.assert_array_equal(obs["proprioception"], env.last_raw_obs["observation"][3:10])
+    env.close()
+
+
+@pytest.mark.mujoco
+def test_strict_fetch_push_keeps_the_robot_layout_and_steps():
+    env = make_fetch_env("FetchPush-v4", image_size=32, frame_stack=1, goal_mode="strict")
+    assert env.proprio_indices == FETCH_OBJECT_PROPRIO_INDICES
+    _steps(env)
+    env.close()
+
+
+@pytest.mark.mujoco
+def test_goal_mode_both_keeps_fetch_reachs_full_proprioception():
+    env = make_fetch_env("FetchReach-v4", image_size=32, frame_stack=1)
+    assert env.proprio_indices == FETCH_REACH_PROPRIO_INDICES
+    obs = _steps(env)
+    np.testing.assert_array_equal(obs["proprioception"][:3], obs["achieved_goal"])  # allowed outside strict
+    env.close()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import warnings
 
 import gymnasium as gym
@@ -9,7 +10,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-import pixelrl.envs  # noqa: F401  (registers pixelrl/PointReach-v0)
+from pixelrl.envs import POINT_PUSH_PROPRIO_INDICES, POINT_REACH_PROPRIO_INDICES  # also registers pixelrl/*
 from pixelrl.wrappers import PixelObservationWrapper
 from tests.testing_env import GenericGoalEnv
 
@@ -138,8 +139,23 @@ def test_compute_reward_missing_on_the_wrapped_env_is_a_clear_error():
 
 def test_resizes_when_the_renderer_does_not_render_natively(caplog):
     env = PixelObservationWrapper(GenericGoalEnv(width=32, height=24), image_size=(12, 16), frame_stack=1)
-    obs, _ = env.reset()
+    with caplog.at_level(logging.WARNING, logger="pixelrl.wrappers.pixel_observation"):
+        obs, _ = env.reset()
+        for _ in range(3):
+            env.step(env.action_space.sample())
     assert obs["pixels"].shape == (3, 12, 16)
+    warnings_logged = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert [record.getMessage() for record in warnings_logged] == [  # once, not on every step
+        "Rendering at 32x24 and resizing to 16x12 on every step; create the env with "
+        "width=16, height=12 to render natively (several times faster)."
+    ]
+
+
+def test_native_rendering_logs_no_resize_warning(caplog):
+    env = PixelObservationWrapper(GenericGoalEnv(width=16, height=12), image_size=(12, 16), frame_stack=1)
+    with caplog.at_level(logging.WARNING, logger="pixelrl.wrappers.pixel_observation"):
+        env.reset()
+    assert caplog.records == []
 
 
 def test_gymnasium_and_sb3_check_env_without_warnings():
@@ -214,3 +230,88 @@ def test_error_for_hwc_frames_or_float_frames_from_the_renderer():
     )
     with pytest.raises(RenderingError, match="must return uint8 pixels"):
         floats.reset()
+
+
+# --- strict mode: no network input may carry the achieved goal -------------------------------
+
+STRICT_MESSAGE = r"goal_mode='strict' refuses this observation: 'proprioception' carries the achieved goal\. "
+
+
+def _point(env_id, proprio_indices, goal_mode):
+    return PixelObservationWrapper(
+        gym.make(env_id, image_size=16, max_episode_steps=10),
+        image_size=16,
+        frame_stack=1,
+        proprio_indices=proprio_indices,
+        goal_mode=goal_mode,
+    )
+
+
+def test_strict_mode_refuses_point_reach_proprioception_with_the_agent_position():
+    # PointReach's observation is [agent_x, agent_y, vel_x, vel_y]; its achieved goal is the
+    # agent position, entries 0 and 1. A shuffled selection shows both index spaces in the message.
+    env = _point("pixelrl/PointReach-v0", [3, 1, 0], "strict")
+    match = (
+        STRICT_MESSAGE + r"Its entries \[2, 1\] \(entries \[0, 1\] of the wrapped env's 'observation' vector, "
+        r"chosen by proprio_indices\) equal achieved_goal \[.*\].*"
+        r"In strict mode the position the task depends on must come from the image\. "
+        r"Fix: leave those entries out of proprio_indices: for Fetch Reach use FETCH_REACH_STRICT_PROPRIO_INDICES.*"
+        r"for pixelrl/PointReach-v0 POINT_REACH_PROPRIO_INDICES.*or use goal_mode='both'"
+    )
+    with pytest.raises(ValueError, match=match):
+        env.reset(seed=0)
+
+
+def test_strict_mode_refuses_negative_indices_and_names_their_position_in_the_wrapped_vector():
+    env = _point("pixelrl/PointReach-v0", [-4, -3], "strict")
+    with pytest.raises(ValueError, match=STRICT_MESSAGE + r"Its entries \[0, 1\] \(entries \[0, 1\] of"):
+        env.reset(seed=1)
+
+
+class _LeaksFromStepTwo(GenericGoalEnv):
+    """Copies the achieved goal into observation[3:6] from step 2 on."""
+
+    def _obs(self):
+        obs = super()._obs()
+        if self.t >= 2:
+            obs["observation"][3:6] = obs["achieved_goal"]
+        return obs
+
+
+def test_strict_mode_checks_every_step_not_only_reset():
+    env = PixelObservationWrapper(_LeaksFromStepTwo(), image_size=8, proprio_indices=range(6), goal_mode="strict")
+    # At reset achieved_goal is (0, 0, 0) and the observation [0, 1, ..., 5] holds a single 0:
+    # one equal entry does not hold three coordinates, so this is no copy.
+    obs, _ = env.reset()
+    assert obs in env.observation_space
+    env.step(env.action_space.sample())
+    with pytest.raises(ValueError, match=STRICT_MESSAGE + r"Its entries \[3, 4, 5\] \(entries \[3, 4, 5\] of"):
+        env.step(env.action_space.sample())
+
+
+@pytest.mark.parametrize(
+    ("env_id", "proprio_indices"),
+    [
+        ("pixelrl/PointReach-v0", POINT_REACH_PROPRIO_INDICES),
+        ("pixelrl/PointPush-v0", POINT_PUSH_PROPRIO_INDICES),
+    ],
+)
+def test_strict_mode_accepts_the_point_envs_strict_layouts(env_id, proprio_indices):
+    env = _point(env_id, proprio_indices, "strict")
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        for _ in range(12):  # past the 10-step time limit
+            assert obs in env.observation_space
+            obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            if terminated or truncated:
+                obs, _ = env.reset()
+
+
+def test_goal_mode_both_never_refuses_a_vector_that_carries_the_achieved_goal():
+    env = _point("pixelrl/PointReach-v0", [0, 1, 2, 3], "both")
+    obs, _ = env.reset(seed=0)
+    for _ in range(12):
+        np.testing.assert_array_equal(obs["proprioception"][:2], obs["achieved_goal"])  # the leak is there
+        obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            obs, _ = env.reset()

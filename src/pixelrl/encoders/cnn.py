@@ -3,10 +3,12 @@
 Both take float images in ``[0, 1]`` (SB3's ``preprocess_obs`` divides ``uint8`` pixels by 255
 before the features extractor runs) and differ in how fast they throw away resolution:
 
-* :class:`NatureCNN` (Mnih et al., 2015) downsamples 4x in its first layer (84 -> 20), which
-  shrinks a 5-pixel object to about one pixel. It is kept as the chapter's baseline.
-* :class:`ManipulationCNN` (the DrQ-v2 trunk) downsamples 2x twice with 3x3 kernels
-  (84 -> 42 -> 42 -> 42 -> 21), so small objects survive as a few feature-map pixels.
+* ``NatureCNN`` (Mnih et al., 2015) downsamples 4x in its first layer (84 -> 20), which
+  shrinks a 5-pixel object to about one pixel. It is kept as a baseline.
+* ``ManipulationCNN`` downsamples 2x twice with padded 3x3 kernels
+  (84 -> 42 -> 42 -> 42 -> 21), so small objects survive as a few feature-map pixels. It takes
+  the depth, width and kernel size of DrQ-v2's encoder (Yarats et al., 2021) but is a different
+  network; its docstring lists the differences.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class NatureCNN(nn.Module):
 
     The convolutional stack (``conv``, ending in the last ReLU) and the projection (``head``:
     Flatten -> Linear -> ReLU) are separate attributes so that callers can take the feature map,
-    e.g. for :class:`~pixelrl.encoders.SpatialSoftmax`. On 84x84 the feature map is 64x7x7.
+    e.g. for [SpatialSoftmax][pixelrl.encoders.SpatialSoftmax]. On 84x84 the feature map is 64x7x7.
 
     Args:
         observation_shape: ``(C, H, W)`` of the input images. ``H`` and ``W`` must be at least
@@ -164,11 +166,26 @@ class NatureCNN(nn.Module):
 
 
 class ManipulationCNN(nn.Module):
-    """DrQ-v2-style trunk: four 3x3 convolutions (strides 2, 1, 1, 2; padding 1), ReLU after each.
+    """Four padded 3x3 convolutions (strides 2, 1, 1, 2), ReLU after each: 84x84 -> 21x21.
 
-    Each side shrinks to ``ceil(ceil(n / 2) / 2)`` (84 -> 21), and any image of at least 1x1
-    works. The output is a feature map, meant for :class:`~pixelrl.encoders.SpatialSoftmax` or
-    a flatten-and-project head.
+    Every convolution has ``num_filters`` output channels, kernel 3 and padding 1; the strides
+    are 2, 1, 1, 2. Each side shrinks to ``ceil(ceil(n / 2) / 2)`` (84 -> 42 -> 42 -> 42 -> 21),
+    and any image of at least 1x1 works. The output is a feature map, meant for
+    [SpatialSoftmax][pixelrl.encoders.SpatialSoftmax] or a flatten-and-project head.
+
+    It is not DrQ-v2's encoder (Yarats et al., 2021), though it shares that encoder's four 3x3
+    convolutions of 32 filters (the default ``num_filters``) with a ReLU after each and has
+    parameters of the same shapes. The differences:
+
+    * Padding and strides: DrQ-v2's convolutions are unpadded with strides 2, 1, 1, 1, so an
+      84x84 image becomes 41, 39, 37 and finally a 35x35 map (39,200 values at 32 filters);
+      this trunk keeps the side at 42 through the middle layers and halves it again in the last
+      one, giving 21x21 (14,112 values at 32 filters). The Linear of a flatten-and-project
+      head on top therefore has about 2.8 times fewer inputs here.
+    * Input range: DrQ-v2 scales uint8 pixels to ``obs / 255 - 0.5``; this trunk takes ``[0, 1]``
+      images, as SB3's ``preprocess_obs`` produces them.
+    * Initialisation: DrQ-v2 initialises its convolutions orthogonally (ReLU gain, zero bias);
+      this trunk keeps PyTorch's default initialisation.
 
     Args:
         in_channels: Channels of the input images (e.g. 12 for 4 stacked RGB frames).
@@ -235,7 +252,7 @@ class ManipulationCNN(nn.Module):
 
         Returns:
             ``(B, num_filters, H', W')`` float feature map (non-negative), with ``H', W'`` given
-            by :meth:`output_shape`.
+            by `output_shape`.
 
         Raises:
             ValueError: If ``x`` is not 4-D or has the wrong channel count.

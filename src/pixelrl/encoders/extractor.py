@@ -123,9 +123,11 @@ class ManipulationExtractor(BaseFeaturesExtractor):
     * ``encoder="manipulation", spatial_softmax=True`` (default): ManipulationCNN ->
       SpatialSoftmax -> LayerNorm(2C) -> Tanh, ``2 * num_filters`` features.
     * ``encoder="manipulation", spatial_softmax=False``: ManipulationCNN -> Flatten ->
-      Linear(flat_features_dim) -> LayerNorm -> Tanh (the DrQ-v2 trunk).
+      Linear(flat_features_dim) -> LayerNorm -> Tanh. The head is the one DrQ-v2's actor and
+      critic each put on their encoder's flattened output (DrQ-v2 calls it the trunk, with
+      50 features); the CNN under it is not DrQ-v2's (see ManipulationCNN).
     * ``encoder="nature", spatial_softmax=False``: NatureCNN with its Linear + ReLU head,
-      ``nature_features_dim`` features (the chapter's "Step 0" baseline).
+      ``nature_features_dim`` features: the Atari-style baseline that downsamples 4x at once.
     * ``encoder="nature", spatial_softmax=True``: NatureCNN's conv stack -> SpatialSoftmax ->
       LayerNorm(128) -> Tanh.
 
@@ -316,7 +318,7 @@ class ManipulationExtractor(BaseFeaturesExtractor):
         """SpatialSoftmax keypoints of every image key, for visualisation.
 
         Args:
-            observations: As for :meth:`forward` (only image keys are read).
+            observations: As for `forward` (only image keys are read).
 
         Returns:
             Image key -> ``(B, C', 2)`` float keypoints (x, y in ``[-1, 1]``).

@@ -5,10 +5,14 @@ seconds on a CPU. They follow the Fetch API: dict observations with ``observatio
 ``achieved_goal`` and ``desired_goal`` (float64), a sparse ``{-1, 0}`` reward from a vectorised
 ``compute_reward`` that HER can call on relabelled batches, ``info["is_success"]``, no
 termination (a ``TimeLimit`` truncates) and ``render()`` returning an ``(H, W, 3) uint8``
-top-down frame for :class:`~pixelrl.wrappers` to turn into pixel observations.
+top-down frame for [PixelObservationWrapper][pixelrl.wrappers.PixelObservationWrapper] to turn
+into pixel observations.
 
-- :class:`PointReachEnv` (``pixelrl/PointReach-v0``): move a point agent to a goal.
-- :class:`PointPushEnv` (``pixelrl/PointPush-v0``): push an object to a goal.
+- [PointReachEnv][pixelrl.envs.PointReachEnv] (``pixelrl/PointReach-v0``): move a point agent to
+  a goal.
+- [PointPushEnv][pixelrl.envs.PointPushEnv] (``pixelrl/PointPush-v0``): push an object to a goal.
+- [PointGoalEnv][pixelrl.envs.PointGoalEnv]: their shared base class (knobs, seeding, stepping,
+  rendering), for writing another point task.
 
 Both are registered with gymnasium on import, with ``max_episode_steps=50``. Knobs for pixel
 experiments (``image_size``, sprite sizes, ``render_goal``, background ``noise``,
@@ -34,6 +38,7 @@ from pixelrl.envs._canvas import (
     GOAL_COLOR,
     OBJECT_COLOR,
 )
+from pixelrl.envs.point_goal import PointGoalEnv
 from pixelrl.envs.point_push import POINT_PUSH_PROPRIO_INDICES, PointPushEnv
 from pixelrl.envs.point_reach import POINT_REACH_PROPRIO_INDICES, PointReachEnv
 
@@ -45,6 +50,7 @@ __all__ = [
     "OBJECT_COLOR",
     "POINT_PUSH_PROPRIO_INDICES",
     "POINT_REACH_PROPRIO_INDICES",
+    "PointGoalEnv",
     "PointPushEnv",
     "PointReachEnv",
 ]

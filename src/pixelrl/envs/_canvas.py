@@ -1,10 +1,10 @@
 """Drawing, geometry and validation helpers shared by the point envs.
 
-Conventions shared by every env in :mod:`pixelrl.envs`:
+Conventions shared by every env in `pixelrl.envs`:
 
 - The arena is ``[-1, 1]^2``. ``x`` grows to the right (image columns) and ``y`` grows
   upwards (image rows grow downwards), like a top-down camera.
-- Agent, object and distractors are drawn as discs ``size`` pixels wide (:func:`disc_mask`),
+- Agent, object and distractors are drawn as discs ``size`` pixels wide (`disc_mask`),
   placed on the pixel grid; discs match the circular contact model of the push env. Sprite
   centres move over ``image_size - max_sprite_size`` pixels so that a sprite of the largest
   size is always fully inside the frame, whatever its position.
@@ -196,7 +196,7 @@ class Canvas:
         image_size: Frame height and width in pixels.
         max_sprite_size: Width of the largest sprite; sprite centres stay this far from the edges
             (half of it on each side) so such sprites are never cropped.
-        noise: Background noise amplitude in ``[0, 255]``; see :meth:`new_frame`.
+        noise: Background noise amplitude in ``[0, 255]``; see `new_frame`.
     """
 
     def __init__(self, image_size: int, max_sprite_size: int, noise: int) -> None:
@@ -264,7 +264,7 @@ class Canvas:
     def draw_disc(
         self, frame: npt.NDArray[np.uint8], x: float, y: float, size: int, color: npt.NDArray[np.uint8]
     ) -> None:
-        """Fill a ``size``-pixel disc (see :func:`disc_mask`) centred on arena point ``(x, y)``, cropped."""
+        """Fill a ``size``-pixel disc (see `disc_mask`) centred on arena point ``(x, y)``, cropped."""
         mask = self._discs.get(size)
         if mask is None:
             mask = self._discs[size] = disc_mask(size)

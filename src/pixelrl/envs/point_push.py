@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Final, Literal, cast
+from typing import ClassVar, Final, Literal
 
-import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
-from gymnasium import spaces
 
-from pixelrl.envs._canvas import (
-    AGENT_COLOR,
-    GOAL_COLOR,
-    OBJECT_COLOR,
-    Canvas,
-    Distractors,
-    as_action,
-    check_float,
-    check_int,
-    check_render_mode,
-    clip_unit,
-    color_array,
-    default_agent_size,
-    position_options,
-    sparse_reward,
-)
+from pixelrl.envs._canvas import OBJECT_COLOR, check_float, check_int, clip_unit, color_array
+from pixelrl.envs.point_goal import Observation, PointGoalEnv, check_frame_knobs
+
+__all__ = ["AGENT_START_GAP", "OBJECT_START_RANGE", "POINT_PUSH_PROPRIO_INDICES", "PointPushEnv"]
 
 POINT_PUSH_PROPRIO_INDICES: Final[tuple[int, ...]] = (0, 1, 6, 7)
 """Entries of ``obs["observation"]`` the robot senses itself: agent position and velocity.
@@ -40,11 +26,14 @@ AGENT_START_GAP: Final = (0.05, 0.35)
 
 _MAX_ATTEMPTS: Final = 1000
 _MAX_CONTACT_RADIUS: Final = 0.5
+_OBSERVATION_HIGH: Final = (1.0,) * 4 + (2.0,) * 4
+_SIZE_HINT: Final = (
+    "Sprites must be smaller than the {image_size}-pixel image so their positions show; "
+    "lower the size or raise image_size."
+)
 
-Observation = dict[str, npt.NDArray[np.float64]]
 
-
-class PointPushEnv(gym.Env[Observation, npt.NDArray[np.float32]]):
+class PointPushEnv(PointGoalEnv):
     """Goal-conditioned pushing in the arena ``[-1, 1]^2``, a MuJoCo-free stand-in for FetchPush.
 
     Dynamics are kinematic. Each step the agent moves by ``step_size * clip(action, -1, 1)``,
@@ -56,23 +45,25 @@ class PointPushEnv(gym.Env[Observation, npt.NDArray[np.float32]]):
     than half the contact radius are split into sub-steps so the agent cannot tunnel through.
 
     Initial state, chosen so SAC+HER learns it in tens of thousands of steps: the object starts
-    uniformly in ``[-0.3, 0.3]^2`` (:data:`OBJECT_START_RANGE`); the goal is the object position
+    uniformly in ``[-0.3, 0.3]^2`` (`OBJECT_START_RANGE`); the goal is the object position
     plus ``U(-object_goal_range, object_goal_range)`` per axis (as in Fetch), clipped to the
     arena and redrawn while within ``distance_threshold`` of the object; the agent starts
-    ``contact_radius + U(0.05, 0.35)`` (:data:`AGENT_START_GAP`) from the object in a uniformly
+    ``contact_radius + U(0.05, 0.35)`` (`AGENT_START_GAP`) from the object in a uniformly
     random direction, so it is a few steps from contact but not always behind the object.
 
     Observations (all float64; positions lie in ``[-1, 1]``, differences of positions in ``[-2, 2]``):
 
     - ``observation``: ``(8,)`` ``[agent_x, agent_y, object_x, object_y, rel_x, rel_y,
       agent_vel_x, agent_vel_y]`` with ``rel = object - agent`` and the velocity the agent's
-      displacement in the last step. See :data:`POINT_PUSH_PROPRIO_INDICES`.
+      displacement in the last step. See [POINT_PUSH_PROPRIO_INDICES][pixelrl.envs.POINT_PUSH_PROPRIO_INDICES].
     - ``achieved_goal``: ``(2,)`` object position.
     - ``desired_goal``: ``(2,)`` goal position.
 
     The reward is sparse, ``-1`` while ``||achieved - desired|| > distance_threshold`` and ``0``
     after; ``info["is_success"]`` is ``1.0`` exactly when the reward is 0. Episodes never
-    terminate; ``pixelrl/PointPush-v0`` truncates after 50 steps.
+    terminate; ``pixelrl/PointPush-v0`` truncates after 50 steps. For tests and diagnostics,
+    ``reset(options=...)`` can pin ``"agent_position"``, ``"object_position"`` and ``"goal"`` (the
+    rest is sampled around them); pinned agent and object must be ``contact_radius`` apart.
 
     ``render()`` draws a top-down ``(image_size, image_size, 3) uint8`` frame: ``x`` to the
     right, ``y`` up. Back to front: the goal marker (only with ``render_goal``; a hollow
@@ -117,8 +108,7 @@ class PointPushEnv(gym.Env[Observation, npt.NDArray[np.float32]]):
         True
     """
 
-    # gym.Env declares `metadata` as an instance attribute, so ClassVar would clash under mypy.
-    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 20}  # noqa: RUF012
+    _reset_options: ClassVar[tuple[str, ...]] = ("agent_position", "object_position", "goal")
 
     def __init__(
         self,
@@ -135,27 +125,26 @@ class PointPushEnv(gym.Env[Observation, npt.NDArray[np.float32]]):
         object_goal_range: float = 0.5,
         contact_radius: float | None = None,
     ) -> None:
-        check_render_mode(render_mode)
-        self.image_size = check_int("image_size", image_size, minimum=3, hint="Use at least 3 pixels.")
-        size_hint = (
-            f"Sprites must be smaller than the {self.image_size}-pixel image so their positions show; "
-            "lower the size or raise image_size."
+        image_size, agent_size = check_frame_knobs(
+            render_mode, image_size, agent_size, min_image_size=3, size_hint=_SIZE_HINT
         )
-        if agent_size is None:
-            agent_size = default_agent_size(self.image_size)
-        self.agent_size = check_int("agent_size", agent_size, minimum=1, maximum=self.image_size - 1, hint=size_hint)
         if object_size is None:
-            object_size = min(max(self.agent_size + 1, round(1.25 * self.agent_size)), self.image_size - 1)
-        self.object_size = check_int("object_size", object_size, minimum=1, maximum=self.image_size - 1, hint=size_hint)
-        self.noise = check_int("noise", noise, minimum=0, maximum=255, hint="Noise is a uint8 amplitude.")
-        self.n_distractors = check_int("n_distractors", n_distractors, minimum=0)
-        self.step_size = check_float("step_size", step_size, low=0.0, high=2.0, hint="The arena is 2 wide.")
-        self.distance_threshold = check_float(
-            "distance_threshold",
-            distance_threshold,
-            low=0.0,
-            high=1.0,
-            hint="A larger radius would make most of the arena count as success.",
+            object_size = min(max(agent_size + 1, round(1.25 * agent_size)), image_size - 1)
+        self.object_size = check_int(
+            "object_size", object_size, minimum=1, maximum=image_size - 1, hint=_SIZE_HINT.format(image_size=image_size)
+        )
+        super().__init__(
+            render_mode=render_mode,
+            image_size=image_size,
+            agent_size=agent_size,
+            max_sprite_size=max(agent_size, self.object_size),
+            goal_marker_size=self.object_size + 2,
+            observation_high=np.array(_OBSERVATION_HIGH, dtype=np.float64),
+            render_goal=render_goal,
+            noise=noise,
+            n_distractors=n_distractors,
+            step_size=step_size,
+            distance_threshold=distance_threshold,
         )
         self.object_goal_range = check_float(
             "object_goal_range",
@@ -164,7 +153,6 @@ class PointPushEnv(gym.Env[Observation, npt.NDArray[np.float32]]):
             high=2.0,
             hint="Goals are redrawn while within distance_threshold of the object, so the range must exceed it.",
         )
-        self._canvas = Canvas(self.image_size, max(self.agent_size, self.object_size), self.noise)
         if contact_radius is None:
             derived = (self.agent_size + self.object_size) / 2.0 * self._canvas.arena_units_per_pixel
             self.contact_radius = check_float(
@@ -177,89 +165,27 @@ class PointPushEnv(gym.Env[Observation, npt.NDArray[np.float32]]):
             )
         else:
             self.contact_radius = check_float("contact_radius", contact_radius, low=0.0, high=_MAX_CONTACT_RADIUS)
-        self.render_goal = bool(render_goal)
-        self.render_mode = render_mode
-
-        self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
-        observation_high = np.array([1.0] * 4 + [2.0] * 4, dtype=np.float64)
-        # Finite, exact bounds (unlike Fetch's infinite ones): positions stay in the arena and any
-        # difference of two arena points (velocities, relative positions) lies in [-2, 2].
-        # gymnasium types Dict as Space[dict[str, Space]], hence the cast to the real sample type.
-        self.observation_space = cast(
-            "spaces.Space[Observation]",
-            spaces.Dict(
-                {
-                    "observation": spaces.Box(-observation_high, observation_high, dtype=np.float64),
-                    "achieved_goal": spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float64),
-                    "desired_goal": spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float64),
-                }
-            ),
-        )
-
-        self._distractors = Distractors(self.n_distractors, self.step_size)
-        self._agent_color = color_array(AGENT_COLOR)
         self._object_color = color_array(OBJECT_COLOR)
-        self._goal_color = color_array(GOAL_COLOR)
         # A fixed layout so that render() before the first reset() draws something sensible.
         self._agent = np.array([-0.5, 0.0], dtype=np.float64)
         self._object = np.zeros(2, dtype=np.float64)
-        self._velocity = np.zeros(2, dtype=np.float64)
         self._goal = np.array([0.5, 0.0], dtype=np.float64)
-        self._noise_rng = np.random.default_rng(0)
-        self._needs_reset = True
 
-    def world_to_pixel(self, position: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """Expected mean ``(row, col)`` pixel index of a sprite (agent or object) drawn at ``position``.
-
-        Args:
-            position: ``(..., 2)`` arena ``(x, y)`` positions.
-
-        Returns:
-            ``(..., 2)`` float64; the centroid of the sprite's pixels is within half a pixel of it.
-        """
-        return self._canvas.world_to_pixel(position)
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[Observation, dict[str, Any]]:
-        """Start a new episode (see the class docstring for the initial-state distribution).
-
-        Args:
-            seed: Seeds ``self.np_random``; the same seed gives the same observations and frames.
-            options: Optionally pin the initial state, for tests and diagnostics:
-                ``{"agent_position": (x, y), "object_position": (x, y), "goal": (x, y)}``, each
-                optional and inside ``[-1, 1]^2``; the rest is sampled around them as usual. A
-                pinned goal is used as is, even if already reached.
-
-        Returns:
-            The first observation and ``{"is_success": ...}`` (0.0 unless a pinned goal is reached).
-
-        Raises:
-            ValueError: an unknown option, a position outside the arena, or a pinned agent closer
-                than ``contact_radius`` to the object.
-        """
-        pinned = position_options(options, ("agent_position", "object_position", "goal"))
-        agent, obj, goal = pinned.get("agent_position"), pinned.get("object_position"), pinned.get("goal")
+    def _check_pinned(self, pinned: dict[str, npt.NDArray[np.float64]]) -> None:
+        agent, obj = pinned.get("agent_position"), pinned.get("object_position")
         if agent is not None and obj is not None and math.dist(agent.tolist(), obj.tolist()) < self.contact_radius:
             raise ValueError(
                 f"reset options agent_position={agent.tolist()} and object_position={obj.tolist()} overlap: "
                 f"their centres must be at least contact_radius={self.contact_radius:.4g} apart."
             )
-        super().reset(seed=seed)
-        # Drawn first and always, so that noise and distractor settings never shift the task's draws.
-        noise_seed, distractor_seed = self.np_random.integers(0, 2**63 - 1, size=2).tolist()
-        self._noise_rng = np.random.default_rng(noise_seed)
-        self._distractors.reset(np.random.default_rng(distractor_seed))
+
+    def _sample_initial_state(self, pinned: dict[str, npt.NDArray[np.float64]]) -> None:
+        agent, obj, goal = pinned.get("agent_position"), pinned.get("object_position"), pinned.get("goal")
         if obj is None:
             obj = self._sample_object(agent)
         self._object = obj
         self._goal = self._sample_goal(obj) if goal is None else goal
         self._agent = self._sample_agent(obj) if agent is None else agent
-        self._velocity = np.zeros(2, dtype=np.float64)
-        self._needs_reset = False
-        obs = self._get_obs()
-        success = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], None) == 0.0)
-        return obs, {"is_success": success}
 
     def _sample_object(self, agent: npt.NDArray[np.float64] | None) -> npt.NDArray[np.float64]:
         for _ in range(_MAX_ATTEMPTS):
@@ -288,39 +214,18 @@ class PointPushEnv(gym.Env[Observation, npt.NDArray[np.float32]]):
                 return np.array([x, y], dtype=np.float64)
         raise RuntimeError("Could not place the agent next to the object inside the arena; lower contact_radius.")
 
-    def step(self, action: npt.NDArray[np.float32]) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
-        """Move the agent by ``step_size * clip(action, -1, 1)``, pushing the object on contact.
-
-        Args:
-            action: ``(2,)`` float displacement direction in ``[-1, 1]`` (values outside are clipped).
-
-        Returns:
-            ``(obs, reward, terminated, truncated, info)``; ``terminated`` and ``truncated`` are
-            always False (a ``TimeLimit`` truncates), ``info["is_success"]`` is 1.0 or 0.0.
-
-        Raises:
-            RuntimeError: ``reset()`` was never called.
-            ValueError: the action is not a finite ``(2,)`` array.
-        """
-        if self._needs_reset:
-            raise RuntimeError("PointPushEnv.step() was called before reset(); call env.reset() first.")
-        ux, uy = as_action(action)
+    def _apply_action(self, ux: float, uy: float) -> npt.NDArray[np.float64]:
         dx, dy = self.step_size * ux, self.step_size * uy
+        # Sub-steps no longer than half the contact radius, so the agent cannot tunnel through.
         n_sub = max(1, math.ceil(math.hypot(dx, dy) / (0.5 * self.contact_radius)))
         ax, ay = self._agent.tolist()
         ox, oy = self._object.tolist()
         for _ in range(n_sub):
-            ax, ay, ox, oy = self._move(ax, ay, ox, oy, dx / n_sub, dy / n_sub)
-        new_agent = np.array([ax, ay], dtype=np.float64)
-        self._velocity = new_agent - self._agent
-        self._agent = new_agent
+            ax, ay, ox, oy = self._substep(ax, ay, ox, oy, dx / n_sub, dy / n_sub)
         self._object = np.array([ox, oy], dtype=np.float64)
-        self._distractors.step()
-        obs = self._get_obs()
-        reward = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], None))
-        return obs, reward, False, False, {"is_success": float(reward == 0.0)}
+        return np.array([ax, ay], dtype=np.float64)
 
-    def _move(
+    def _substep(
         self, ax: float, ay: float, ox: float, oy: float, dx: float, dy: float
     ) -> tuple[float, float, float, float]:
         radius = self.contact_radius
@@ -344,50 +249,9 @@ class PointPushEnv(gym.Env[Observation, npt.NDArray[np.float32]]):
             ax, ay = clip_unit(ox + radius * vx), clip_unit(oy + radius * vy)
         return ax, ay, ox, oy
 
-    def compute_reward(
-        self, achieved_goal: npt.ArrayLike, desired_goal: npt.ArrayLike, info: object
-    ) -> npt.NDArray[np.float32]:
-        """Sparse reward for (possibly relabelled) goals, vectorised like Fetch's.
-
-        Args:
-            achieved_goal: ``(2,)`` or ``(B, 2)`` float object positions.
-            desired_goal: Goals, same shape as ``achieved_goal``.
-            info: Unused; a dict, a list or array of dicts, or None.
-
-        Returns:
-            float32 rewards in ``{-1, 0}``: 0-d for single goals, ``(B,)`` for batches.
-
-        Raises:
-            ValueError: the two goal arrays differ in shape or do not end in 2.
-        """
-        return sparse_reward(achieved_goal, desired_goal, self.distance_threshold)
-
-    def render(self) -> npt.NDArray[np.uint8]:
-        """Draw the current state.
-
-        Returns:
-            ``(image_size, image_size, 3)`` uint8 C-contiguous frame. It depends only on the state,
-            plus the noise generator (seeded by ``reset``) when ``noise > 0``.
-
-        Raises:
-            RuntimeError: the env was made with ``render_mode=None``.
-        """
-        if self.render_mode is None:
-            raise RuntimeError(
-                "PointPushEnv was created with render_mode=None, so it cannot render; "
-                "create it with render_mode='rgb_array'."
-            )
-        canvas = self._canvas
-        frame = canvas.new_frame(self._noise_rng)
-        if self.render_goal:
-            gx, gy = self._goal.tolist()
-            canvas.draw_outline(frame, gx, gy, self.object_size + 2, self._goal_color)
-        self._distractors.draw(canvas, frame, self.agent_size)
+    def _draw_bodies(self, frame: npt.NDArray[np.uint8]) -> None:
         ox, oy = self._object.tolist()
-        canvas.draw_disc(frame, ox, oy, self.object_size, self._object_color)
-        ax, ay = self._agent.tolist()
-        canvas.draw_disc(frame, ax, ay, self.agent_size, self._agent_color)
-        return frame
+        self._canvas.draw_disc(frame, ox, oy, self.object_size, self._object_color)
 
     def _get_obs(self) -> Observation:
         return {

@@ -12,9 +12,10 @@ import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
 
+from pixelrl.wrappers.goal_leak import find_goal_copy, goal_copy_message
 from pixelrl.wrappers.rendering import render_and_resize, to_image_size
 
-__all__ = ["GoalMode", "PixelObservationWrapper"]
+__all__ = ["GoalMode", "PixelObservationWrapper", "check_goal_mode"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +28,30 @@ GoalMode = Literal["none", "desired", "both", "strict"]
   ``achieved_goal`` IS the object's position, so a policy that reads it does not need the
   pixels to find the object.
 - ``"strict"``: the same keys as ``"both"`` (HER still reads ``achieved_goal`` from the
-  replay buffer), and :attr:`PixelObservationWrapper.network_exclude_keys` names
+  replay buffer), and `PixelObservationWrapper.network_exclude_keys` names
   ``achieved_goal`` so that the features extractor drops it: the networks must find the
-  object in the image.
+  object in the image. So that no other input smuggles the position in, ``reset()`` and
+  ``step()`` refuse an observation in which a vector that reaches the networks
+  (``proprioception``) contains the achieved goal, e.g. FetchReach's full proprioception,
+  whose ``grip_pos`` IS its achieved goal.
 """
 
 _GOAL_MODES: tuple[str, ...] = get_args(GoalMode)
+# Vector keys strict mode does not check: achieved_goal never reaches the networks and
+# desired_goal is meant to. Every other vector key is checked for a copy of achieved_goal.
+_GOAL_KEYS = ("achieved_goal", "desired_goal")
+
+
+def check_goal_mode(goal_mode: object) -> GoalMode:
+    """Return ``goal_mode`` if it is one of [GoalMode][pixelrl.wrappers.GoalMode]'s values.
+
+    Raises:
+        ValueError: For any other value, listing the valid ones.
+    """
+    if goal_mode not in _GOAL_MODES:
+        raise ValueError(f"Unknown goal_mode {goal_mode!r}; expected one of {', '.join(_GOAL_MODES)}.")
+    return cast("GoalMode", goal_mode)
+
 
 PixelObs = dict[str, NDArray[Any]]
 
@@ -60,13 +79,14 @@ class PixelObservationWrapper(gym.ObservationWrapper[PixelObs, Any, Any], gym.ut
         frame_stack: Number of frames stacked along the channel axis (>= 1).
         proprio_indices: Indices into the wrapped env's ``observation`` vector to pass
             through as ``proprioception``; ``None`` for no proprioception.
-        goal_mode: Which goal vectors to include; see :data:`GoalMode`.
+        goal_mode: Which goal vectors to include; see [GoalMode][pixelrl.wrappers.GoalMode].
         pixel_key: Name of the pixel entry.
 
     Raises:
         ValueError: If the env does not render RGB arrays, ``goal_mode`` is unknown, the env
             lacks the keys a goal mode or proprioception needs, an index is out of range, or
-            ``frame_stack < 1``.
+            ``frame_stack < 1``. In strict mode ``reset()`` and ``step()`` also raise it when
+            ``proprioception`` contains the achieved goal (see [GoalMode][pixelrl.wrappers.GoalMode]).
 
     Attributes:
         last_raw_obs: The wrapped env's last observation, unchanged (ground-truth object
@@ -106,8 +126,7 @@ class PixelObservationWrapper(gym.ObservationWrapper[PixelObs, Any, Any], gym.ut
             pixel_key=pixel_key,
         )
         gym.ObservationWrapper.__init__(self, env)
-        if goal_mode not in _GOAL_MODES:
-            raise ValueError(f"Unknown goal_mode {goal_mode!r}; expected one of {', '.join(_GOAL_MODES)}.")
+        check_goal_mode(goal_mode)
         if env.render_mode != "rgb_array":
             raise ValueError(
                 f"PixelObservationWrapper renders every step, but the env has render_mode={env.render_mode!r}. "
@@ -135,12 +154,15 @@ class PixelObservationWrapper(gym.ObservationWrapper[PixelObs, Any, Any], gym.ut
             pixel_key: spaces.Box(0, 255, (3 * frame_stack, height, width), np.uint8)
         }
         self._proprio_indices = self._check_proprio(inner, proprio_indices)
+        # Non-negative positions in the wrapped vector, for error messages.
+        self._proprio_sources: tuple[int, ...] = ()
         if self._proprio_indices is not None:
             assert isinstance(inner, spaces.Dict)
             vector = inner["observation"]
             assert isinstance(vector, spaces.Box)
             idx = self._proprio_indices
             obs_spaces["proprioception"] = spaces.Box(vector.low[idx], vector.high[idx], dtype=vector.dtype)
+            self._proprio_sources = tuple(int(i) % int(np.prod(vector.shape)) for i in idx)
         for key in self._goal_keys:
             if not isinstance(inner, spaces.Dict) or key not in inner.spaces:
                 keys = list(inner.spaces) if isinstance(inner, spaces.Dict) else type(inner).__name__
@@ -203,7 +225,11 @@ class PixelObservationWrapper(gym.ObservationWrapper[PixelObs, Any, Any], gym.ut
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[PixelObs, dict[str, Any]]:
-        """Reset the env and fill the frame stack with copies of the first frame."""
+        """Reset the env and fill the frame stack with copies of the first frame.
+
+        Raises:
+            ValueError: In strict mode, if ``proprioception`` contains the achieved goal.
+        """
         obs, info = self.env.reset(seed=seed, options=options)
         self._frames.clear()
         return self.observation(obs), info
@@ -213,6 +239,9 @@ class PixelObservationWrapper(gym.ObservationWrapper[PixelObs, Any, Any], gym.ut
 
         The reward is returned as a Python float (Fetch returns a NumPy float32 scalar,
         which SB3's ``check_env`` rejects).
+
+        Raises:
+            ValueError: In strict mode, if ``proprioception`` contains the achieved goal.
         """
         obs, reward, terminated, truncated, info = self.env.step(action)
         return self.observation(obs), float(reward), bool(terminated), bool(truncated), info
@@ -225,6 +254,10 @@ class PixelObservationWrapper(gym.ObservationWrapper[PixelObs, Any, Any], gym.ut
 
         Returns:
             The observation dict described in the class docstring.
+
+        Raises:
+            ValueError: In strict mode, if a vector that reaches the networks contains the
+                achieved goal.
         """
         self.last_raw_obs = observation
         frame = self._render()
@@ -238,7 +271,19 @@ class PixelObservationWrapper(gym.ObservationWrapper[PixelObs, Any, Any], gym.ut
             out["proprioception"] = np.asarray(observation["observation"])[self._proprio_indices]
         for key in self._goal_keys:
             out[key] = np.asarray(observation[key]).copy()
+        if self._goal_mode == "strict":
+            self._refuse_goal_copies(out)
         return out
+
+    def _refuse_goal_copies(self, out: PixelObs) -> None:
+        achieved = out["achieved_goal"]
+        for key, value in out.items():
+            if key == self._pixel_key or key in _GOAL_KEYS:
+                continue
+            indices = find_goal_copy(value, achieved)
+            if indices is not None:
+                sources = tuple(self._proprio_sources[i] for i in indices) if key == "proprioception" else None
+                raise ValueError(goal_copy_message(key, indices, achieved, sources))
 
     def _render(self) -> NDArray[np.uint8]:
         frame = render_and_resize(self.env, self._image_size)

@@ -1,8 +1,10 @@
 """Camera capture: headless OpenGL setup and frames as CHW uint8 arrays.
 
-MuJoCo picks its OpenGL backend from the ``MUJOCO_GL`` environment variable the first time
-it renders. On a Linux machine without a display, the default (GLFW) cannot create a
-context, so :func:`configure_headless_rendering` chooses EGL before anything renders.
+MuJoCo picks its OpenGL backend from the ``MUJOCO_GL`` environment variable when it is
+imported, and gymnasium's MuJoCo renderer reads it again when it creates a context. On a Linux
+machine without a display, the default (GLFW) cannot create a context, so
+`configure_headless_rendering` chooses EGL before anything renders, and `check_mujoco_gl`
+refuses a value MuJoCo would fail on before MuJoCo is imported.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from numpy.typing import NDArray
 
 __all__ = [
     "RenderingError",
+    "check_mujoco_gl",
     "configure_headless_rendering",
     "gl_failure_message",
     "render_and_resize",
     "to_image_size",
+    "usable_mujoco_gl_backends",
 ]
 
 _HEADLESS_FIX = (
@@ -34,12 +38,68 @@ class RenderingError(RuntimeError):
     """Raised when an environment cannot produce an RGB frame (no GL backend, wrong render mode)."""
 
 
+def usable_mujoco_gl_backends(platform: str | None = None) -> tuple[str, ...]:
+    """The ``MUJOCO_GL`` values the Fetch envs can render with on a platform.
+
+    MuJoCo's Python package accepts ``glfw`` everywhere, ``egl``, ``osmesa`` and ``glx`` on
+    Linux, ``cgl`` on macOS, ``wgl`` on Windows, and aliases such as ``enable`` or ``disable``.
+    But gymnasium-robotics renders through gymnasium's ``MujocoRenderer``, which takes only
+    ``glfw``, ``egl`` and ``osmesa``, spelled exactly so: the usable values are the overlap.
+
+    Args:
+        platform: A ``sys.platform`` string; defaults to this machine's.
+
+    Returns:
+        ``("egl", "osmesa", "glfw")`` on Linux, ``("glfw",)`` elsewhere.
+    """
+    platform = sys.platform if platform is None else platform
+    return ("egl", "osmesa", "glfw") if platform.startswith("linux") else ("glfw",)
+
+
+def check_mujoco_gl() -> str | None:
+    """Refuse a ``MUJOCO_GL`` value that MuJoCo rendering would fail on, before MuJoCo loads.
+
+    Without this check a bad value surfaces as a traceback from inside MuJoCo's import (an
+    unknown name) or from gymnasium's renderer (a name MuJoCo knows but gymnasium does not).
+    pixelrl calls it before it imports MuJoCo.
+
+    Returns:
+        The value of ``MUJOCO_GL``, or ``None`` when it is unset (gymnasium's renderer then
+        tries glfw, egl and osmesa in turn).
+
+    Raises:
+        RenderingError: ``MUJOCO_GL`` is set to anything but a usable backend (``egl``,
+            ``osmesa`` or ``glfw`` on Linux, ``glfw`` elsewhere); the message names the value,
+            the accepted ones and the fix.
+
+    Examples:
+        >>> import os
+        >>> os.environ.get("MUJOCO_GL") == check_mujoco_gl()
+        True
+    """
+    value = os.environ.get("MUJOCO_GL")
+    usable = usable_mujoco_gl_backends()
+    if value is None or value in usable:
+        return value
+    shown = f"MUJOCO_GL={value}" if value.strip() else f"MUJOCO_GL={value!r} (empty)"
+    spelling = (
+        f" Write it exactly as {value.strip().lower()!r}: gymnasium's renderer does not ignore case or spaces."
+        if value.strip().lower() in usable
+        else ""
+    )
+    raise RenderingError(
+        f"{shown} is not an OpenGL backend MuJoCo can render the Fetch envs with. Accepted on "
+        f"{sys.platform}: {', '.join(usable)} (gymnasium's MuJoCo renderer takes only these).{spelling} "
+        f"Fix: set MUJOCO_GL to one of them before starting Python, or unset it. {_HEADLESS_FIX}"
+    )
+
+
 def configure_headless_rendering() -> str | None:
     """Choose MuJoCo's EGL backend when no backend is set and there is no display.
 
     Does nothing when ``MUJOCO_GL`` is already set (the user's choice always wins), when a
     display is available (``DISPLAY`` or ``WAYLAND_DISPLAY``), or on a platform other than
-    Linux. It must run before MuJoCo first renders; importing :mod:`pixelrl` calls it.
+    Linux. It must run before MuJoCo first renders; importing `pixelrl` calls it.
 
     Returns:
         The value of ``MUJOCO_GL`` after the call, or ``None`` when it is unset.
@@ -109,12 +169,16 @@ def gl_failure_message(exc: BaseException) -> str:
     Returns:
         A message naming the backend in use, the original error and the fix.
     """
+    try:
+        check_mujoco_gl()
+    except RenderingError as invalid:
+        return f"{invalid} (MuJoCo said: {type(exc).__name__}: {exc})"
     backend = os.environ.get("MUJOCO_GL", "<unset>")
     return f"MuJoCo could not render with MUJOCO_GL={backend} ({type(exc).__name__}: {exc}). {_HEADLESS_FIX}"
 
 
 def _render_frame(env: Any) -> Any:
-    """Call ``env.render()`` and turn GL failures into a :class:`RenderingError` naming the fix."""
+    """Call ``env.render()`` and turn GL failures into a ``RenderingError`` naming the fix."""
     try:
         return env.render()
     except RenderingError:
