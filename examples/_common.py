@@ -12,7 +12,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from pixelrl.train.config import TrainConfig
-from pixelrl.train.factory import make_env
+from pixelrl.train.run.factory import make_env
 
 
 def add_env_arguments(parser: argparse.ArgumentParser) -> None:

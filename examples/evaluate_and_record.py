@@ -15,7 +15,7 @@ import numpy as np
 from _common import add_env_arguments, env_config, load_model
 from PIL import Image
 
-from pixelrl.train.factory import make_env
+from pixelrl.train.run.factory import make_env
 from pixelrl.wrappers import FETCH_CAMERAS
 
 SCENE = 240

@@ -18,7 +18,7 @@ from _common import add_env_arguments, env_config, load_model
 from PIL import Image, ImageDraw
 from stable_baselines3.common.preprocessing import preprocess_obs
 
-from pixelrl.train.factory import make_env
+from pixelrl.train.run.factory import make_env
 
 SCALE = 4
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,17 @@ def test_every_docs_page_is_in_the_nav():
     in_nav = set(pages(config["nav"]))
     on_disk = {str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md")}
     assert on_disk == in_nav
+
+
+ROLE = re.compile(r":(class|func|meth|attr|data|mod|exc|obj):`")
+
+
+def test_no_docstring_uses_a_role_the_docs_site_cannot_render():
+    # mkdocstrings renders Markdown: a Sphinx role such as :class:`X` would show as literal text.
+    leaks = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in (ROOT / "src" / "pixelrl").rglob("*.py")
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if ROLE.search(line)
+    ]
+    assert leaks == []

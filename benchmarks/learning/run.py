@@ -33,8 +33,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from pixelrl.diagnostics import encoder_gradient_norms
 from pixelrl.train.cli import parse_train_args
 from pixelrl.train.config import TrainConfig
-from pixelrl.train.evaluate import evaluate_policy_episodes
-from pixelrl.train.factory import build_model, make_env, make_vec_env
+from pixelrl.train.run.evaluate import evaluate_policy_episodes
+from pixelrl.train.run.factory import build_model, make_env, make_vec_env
 
 
 def machine() -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """pixelrl: Stable-Baselines3 extensions for learning manipulation from camera images.
 
-Importing :mod:`pixelrl` registers ``"DrQv2SACPolicy"`` with SB3's ``SAC``, registers the
+Importing `pixelrl` registers ``"DrQv2SACPolicy"`` with SB3's ``SAC``, registers the
 MuJoCo-free pixel envs (``pixelrl/PointReach-v0``, ``pixelrl/PointPush-v0``), chooses a
 headless OpenGL backend (``MUJOCO_GL=egl``) on Linux machines without a display, and, when
 torch is not imported yet, lets it back large CPU tensors with transparent huge pages

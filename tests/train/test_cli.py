@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,13 +13,22 @@ from pathlib import Path
 
 import pytest
 
+from pixelrl.train.cli import parse_train_args
+
 TINY = [
     "--env", "pixelrl/PointReach-v0", "--image-size", "16", "--frame-stack", "2", "--n-envs", "2",
     "--batch-size", "8", "--buffer-size", "4000", "--learning-starts", "100", "--eval-episodes", "3",
     "--grad-norm-freq", "100", "--log-interval", "2", "--threads", "1",
 ]  # fmt: skip
-RUN = "manip_noDrQ_criticEnc_img16_fs2_pixelrl-PointReach-v0_seed0"
-TAG_DIR = "manip_noDrQ_criticEnc_img16_fs2/pixelrl-PointReach-v0/seed0"
+
+
+_TINY_CONFIG = parse_train_args(TINY)
+RUN, RUN_ID = _TINY_CONFIG.run_name, _TINY_CONFIG.run_id
+TAG_DIR = f"{RUN_ID}/pixelrl-PointReach-v0/seed0"
+
+
+def test_run_names_are_a_readable_tag_and_a_hash_of_the_experiment():
+    assert re.fullmatch(r"manip_noDrQ_criticEnc_img16_fs2-[0-9a-f]{8}_pixelrl-PointReach-v0_seed0", RUN), RUN
 
 
 def cli(*args: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -79,7 +89,7 @@ def test_eval_rebuilds_env_from_metadata(trained, tmp_path):
     result = cli("eval", str(trained / "checkpoints" / f"{RUN}.zip"), "--episodes", "2", "--out", str(out))
     assert result.returncode == 0, result.stderr
     ev = json.loads(out.read_text())
-    assert ev["episodes"] == 2 and ev["num_timesteps"] == 400 and ev["tag"] == "manip_noDrQ_criticEnc_img16_fs2"
+    assert ev["episodes"] == 2 and ev["num_timesteps"] == 400 and ev["tag"] == RUN_ID
 
 
 def test_plot_and_compare(trained, tmp_path):
@@ -90,7 +100,7 @@ def test_plot_and_compare(trained, tmp_path):
     table = cli("compare", str(trained / "results"), "--format", "json")
     assert table.returncode == 0, table.stderr
     rows = json.loads(table.stdout)
-    assert rows[0]["tag"] == "manip_noDrQ_criticEnc_img16_fs2" and rows[0]["n_seeds"] == 1
+    assert rows[0]["tag"] == RUN_ID and rows[0]["n_seeds"] == 1
 
 
 def test_render_frame_pixelrl_env(tmp_path):
@@ -98,9 +108,10 @@ def test_render_frame_pixelrl_env(tmp_path):
     assert result.returncode == 0, result.stderr
     from PIL import Image
 
-    agent = Image.open(tmp_path / "manip_noDrQ_criticEnc_img16_pixelrl-PointReach-v0_seed0_agent.png")
+    run = parse_train_args(["--env", "pixelrl/PointReach-v0", "--image-size", "16"]).run_name
+    agent = Image.open(tmp_path / f"{run}_agent.png")
     assert agent.size == (4 * 16 * 4, 16 * 4)  # 4 stacked frames side by side, enlarged 4x
-    full = Image.open(tmp_path / "manip_noDrQ_criticEnc_img16_pixelrl-PointReach-v0_seed0_full.png")
+    full = Image.open(tmp_path / f"{run}_full.png")
     assert full.size == (480, 480)
 
 
@@ -118,6 +129,10 @@ def test_resume_after_sigkill_continues_from_the_last_checkpoint(tmp_path):
     proc.wait()
     assert (periodic / "step400.meta.json").exists(), "no checkpoint before the deadline"
     assert not (tmp_path / "checkpoints" / f"{RUN}.zip").exists()
+    saved = {p.name: p.stat().st_mtime_ns for p in periodic.iterdir()}
+    progress = tmp_path / "runs" / TAG_DIR / "progress.jsonl"
+    logged_before = len(progress.read_text().splitlines())
+    latest = max(int(json.loads(p.read_text())["num_timesteps"]) for p in periodic.glob("step*.meta.json"))
     # A partial file from the killed writer may exist; only complete (meta-carrying) checkpoints count.
     (periodic / "step999999.zip").write_bytes(b"half-written")
 
@@ -126,9 +141,14 @@ def test_resume_after_sigkill_continues_from_the_last_checkpoint(tmp_path):
     assert "Unable to sample" not in result.stderr
     meta = json.loads((tmp_path / "checkpoints" / f"{RUN}.meta.json").read_text())
     assert meta["num_timesteps"] == 1400
-    steps = [int(json.loads(line)["time/total_timesteps"])
-             for line in (tmp_path / "runs" / TAG_DIR / "progress.jsonl").read_text().splitlines()]  # fmt: skip
-    assert steps[-1] <= 1400 and max(steps) > 400
+    # Continued, not restarted: the earlier checkpoints were not rewritten, and every step logged
+    # after the resume point is beyond it.
+    for name, mtime in saved.items():
+        if name.endswith((".zip", ".meta.json")):
+            assert (periodic / name).stat().st_mtime_ns == mtime, f"{name} was rewritten"
+    steps = [int(json.loads(line)["time/total_timesteps"]) for line in progress.read_text().splitlines()]
+    resumed = steps[logged_before:]
+    assert resumed and min(resumed) > latest and steps[-1] <= 1400
     assert len(list(periodic.glob("*.buffer.pkl"))) == 1  # only the newest buffer is kept
 
 
@@ -147,12 +167,10 @@ def test_determinism_same_seed_same_updates_and_eval(tmp_path):
 
 
 def test_config_file_and_flags_override_preset(tmp_path):
-    from pixelrl.train.cli import parse_train_args
-
     cfg = tmp_path / "run.toml"
     cfg.write_text('preset = "step1"\nbatch_size = 64\nenv = "pixelrl/PointReach-v0"\n')
     config = parse_train_args(["--config", str(cfg), "--batch-size", "32"])
-    assert config.routing == "actor-shared"  # from the preset
+    assert config.routing == "sb3-shared"  # from the preset
     assert config.env == "pixelrl/PointReach-v0" and config.batch_size == 32  # file, then flag
     yaml_cfg = tmp_path / "run.yaml"
     yaml_cfg.write_text("seed: 3\nnet_arch: [64, 64]\n")
@@ -223,7 +241,7 @@ def test_fetch_train_eval_render_frame(tmp_path):
              "--out-dir", str(tmp_path)]  # fmt: skip
     result = cli("train", *fetch)
     assert result.returncode == 0, result.stderr
-    run = "manip_noDrQ_criticEnc_img48_fs2_FetchReach-v4_seed0"
+    run = parse_train_args(fetch).run_name
     assert (tmp_path / "checkpoints" / f"{run}.zip").is_file()
     result = cli("eval", str(tmp_path / "checkpoints" / f"{run}.zip"), "--episodes", "1")
     assert result.returncode == 0, result.stderr
@@ -241,8 +259,9 @@ def test_demo_learns_and_writes_every_artifact(tmp_path):
     run = "demo_pixelrl-PointReach-v0_seed0"
     assert (tmp_path / "checkpoints" / f"{run}.zip").is_file()
     assert (tmp_path / "checkpoints" / f"{run}.meta.json").is_file()
+    # The final step's buffer is kept with a periodic checkpoint, so extending the run keeps it.
     assert {p.name for p in (tmp_path / "checkpoints" / run).iterdir()} == {
-        "step4000.zip", "step4000.meta.json", "step4000.buffer.pkl",
+        "step4000.zip", "step4000.meta.json", "step4100.zip", "step4100.meta.json", "step4100.buffer.pkl",
     }  # fmt: skip
     assert json.loads((tmp_path / "results" / f"{run}_eval.json").read_text())["episodes"] == 20
     assert (tmp_path / "results" / f"{run}_curves.png").read_bytes()[:4] == b"\x89PNG"
@@ -253,7 +272,7 @@ def test_demo_learns_and_writes_every_artifact(tmp_path):
 def test_render_frame_accepts_every_camera_preset_that_train_does(camera):
     import tyro
 
-    from pixelrl.train.cli import RenderFrameArgs
+    from pixelrl.train.commands import RenderFrameArgs
     from pixelrl.train.config import TrainConfig
 
     assert tyro.cli(RenderFrameArgs, args=["--camera", camera]).camera == camera
@@ -269,3 +288,100 @@ def test_config_camera_choices_are_the_wrappers_presets():
 
     choices = typing.get_args(typing.get_type_hints(TrainConfig)["camera"])
     assert set(choices) == set(typing.get_args(CameraName)) == set(FETCH_CAMERAS)
+
+
+BAD_VALUES = {
+    "negative seed": (["--seed", "-1"], "--seed must be in"),
+    "seed beyond numpy": (["--seed", "100000000000"], "--seed must be in"),
+    "no threads": (["--threads", "0"], "--threads must be positive"),
+    "negative layer": (["--net-arch", "-5"], "--net-arch must be one or more positive"),
+    "empty layer": (["--net-arch", "0"], "--net-arch must be one or more positive"),
+    "unknown device": (["--device", "tpu"], "--device must be auto, cpu"),
+    "bad auto entropy": (["--ent-coef", "auto_xyz"], "--ent-coef must be"),
+    "nan entropy": (["--ent-coef", "nan"], "--ent-coef must be"),
+    "infinite learning rate": (["--learning-rate", "inf"], "--learning-rate must be a finite number"),
+    "huge learning rate": (["--learning-rate", "1e30"], "--learning-rate must be in"),
+    "negative grad-norm frequency": (["--grad-norm-freq", "-1"], "--grad-norm-freq must be >= 0"),
+    "pad without DrQ": (["--drq-pad", "100"], "--drq-pad sets the DrQ shift, which is off"),
+    "pad as large as the image": (["--drq", "--drq-pad", "100"], "--drq-pad 100 shifts 84-pixel images"),
+    "tag that is a path": (["--tag", ".."], "--tag must be"),
+    "batch beyond the buffer": (["--batch-size", "5000", "--buffer-size", "1000"], "is larger than --buffer-size"),
+    "buffer smaller than an episode": (["--env", "pixelrl/PointReach-v0", "--buffer-size", "10", "--batch-size", "4"],
+                                       "HER stores whole episodes"),
+    "camera on a point env": (["--env", "pixelrl/PointReach-v0", "--camera", "reach"], "--camera set the Fetch"),
+    "nature encoder on small images": (["--env", "pixelrl/PointReach-v0", "--encoder", "nature", "--no-spatial-softmax",
+                                        "--image-size", "16", "--frame-stack", "2"], "too small for encoder='nature'"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_VALUES))
+def test_bad_values_exit_2_with_the_fix_before_any_work(case, tmp_path, capsys):
+    from pixelrl.train.cli import main
+
+    args, message = BAD_VALUES[case]
+    out = tmp_path / "out"
+    try:
+        status = main(["train", *args, "--out-dir", str(out), "--threads", "1"] if "--threads" not in args
+                      else ["train", *args, "--out-dir", str(out)])  # fmt: skip
+    except SystemExit as exc:  # values tyro itself refuses (e.g. an int that is not one)
+        status = exc.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert not out.exists()
+
+
+def test_other_subcommands_refuse_bad_values_with_exit_2(tmp_path, capsys):
+    from pixelrl.train.cli import main
+
+    assert main(["eval", str(tmp_path / "m.zip"), "--episodes", "-3"]) == 2
+    assert "--episodes must be positive, got -3" in capsys.readouterr().err
+    assert main(["render-frame", "--env", "pixelrl/PointReach-v0", "--steps", "-5"]) == 2
+    assert "--steps must be 0 or more" in capsys.readouterr().err
+    assert main(["render-frame", "--env", "pixelrl/PointReach-v0", "--camera", "reach"]) == 2
+    assert "--camera set the Fetch camera" in capsys.readouterr().err
+    empty = tmp_path / "run"
+    empty.mkdir()
+    (empty / "progress.jsonl").write_text("")  # a run shorter than one log interval
+    assert main(["plot", str(empty)]) == 2
+    assert "no usable line" in capsys.readouterr().err
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    assert main(["plot", str(garbage)]) == 2
+    assert "no such progress log" in capsys.readouterr().err
+    config = tmp_path / "c.yaml"
+    config.write_bytes(b"seed: 1\n\xff\xfe\n")
+    assert main(["train", "--config", str(config)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err
+
+
+def test_an_unknown_opengl_backend_exits_2_with_the_fix(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "pixelrl.train.cli", "train", "--env", "FetchReach-v4", "--out-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "MUJOCO_GL": "nonsense"},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "MUJOCO_GL" in result.stderr and "nonsense" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_one_writer_per_run_and_sigterm_stops_with_a_message(tmp_path):
+    args = ["train", *TINY, "--total-steps", "200000", "--checkpoint-freq", "200", "--out-dir", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    live = subprocess.Popen([sys.executable, "-m", "pixelrl.train.cli", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        periodic = tmp_path / "checkpoints" / RUN
+        deadline = time.time() + 240
+        while time.time() < deadline and not (periodic / "step200.meta.json").exists():
+            time.sleep(0.2)
+        assert (periodic / "step200.meta.json").exists(), "no checkpoint before the deadline"
+        second = cli(*args)
+        assert second.returncode == 2 and "is being written by another process" in second.stderr
+        resumed = cli(*args, "--resume")
+        assert resumed.returncode == 2 and "is being written by another process" in resumed.stderr
+    finally:
+        live.send_signal(signal.SIGTERM)
+        stdout, stderr = live.communicate(timeout=120)
+    assert live.returncode == 143, stderr
+    assert "terminated (SIGTERM); the last complete checkpoint is kept" in stderr
+    assert re.search(r"train [\d,]+/200,000 steps +[\d.]+ steps/s +success .* ETA", stdout), stdout  # not a tty

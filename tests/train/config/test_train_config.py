@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from pixelrl.train.config import PRESETS, ConfigError, TrainConfig, apply_overrides, load_config_file, resolve_base
+from pixelrl.train.config import PRESETS, ConfigError, TrainConfig, load_config_file, overlay, resolve_base
 
 
 def test_defaults_are_the_chapters_working_configuration():
     config = TrainConfig()
-    assert config.routing == "critic" and not config.drq and config.spatial_softmax
+    assert config.routing == "drqv2" and not config.drq and config.spatial_softmax
     assert (config.learning_rate, config.batch_size, config.gamma, config.tau) == (1e-4, 256, 0.95, 0.005)
     assert (config.learning_starts, config.gradient_steps, config.n_envs, config.ent_coef) == (1000, 1, 4, "0.05")
     assert (config.buffer_size, config.frame_stack, config.num_filters, config.flat_features_dim) == (
@@ -55,7 +55,7 @@ def test_round_trip_through_dict():
     ("changes", "message"),
     [
         ({"total_steps": 0}, "--total-steps must be positive"),
-        ({"gamma": 1.5}, "--gamma and --tau"),
+        ({"gamma": 1.5}, r"--gamma must be in \(0, 1\]"),
         ({"ent_coef": "-1"}, "--ent-coef must be"),
         ({"share_encoder": True}, "contradicts the default --critic-encoder"),
         ({"full_state": True, "drq": True}, "the image options --drq do not apply"),
@@ -68,14 +68,14 @@ def test_validate_rejects_with_the_fix(changes, message):
 
 
 def test_overrides_are_type_checked_and_accept_dashes():
-    config = apply_overrides(TrainConfig(), {"total-steps": 10, "ent_coef": 0.1, "net_arch": [8]}, source="test")
+    config = overlay(TrainConfig(), {"total-steps": 10, "ent_coef": 0.1, "net_arch": [8]}, source="test")
     assert (config.total_steps, config.ent_coef, config.net_arch) == (10, "0.1", (8,))
     with pytest.raises(ConfigError, match="test: total_steps = '10' is not a valid int"):
-        apply_overrides(TrainConfig(), {"total_steps": "10"}, source="test")
+        overlay(TrainConfig(), {"total_steps": "10"}, source="test")
     with pytest.raises(ConfigError, match=r"vec_env = 'threads'; expected one of \['dummy', 'subproc'\]"):
-        apply_overrides(TrainConfig(), {"vec_env": "threads"}, source="test")
+        overlay(TrainConfig(), {"vec_env": "threads"}, source="test")
     with pytest.raises(ConfigError, match="unknown setting 'lr'"):
-        apply_overrides(TrainConfig(), {"lr": 1.0}, source="test")
+        overlay(TrainConfig(), {"lr": 1.0}, source="test")
 
 
 def test_config_files(tmp_path):
@@ -116,7 +116,7 @@ def test_compact_buffer_keeps_frames_on_the_training_gpu_unless_told_otherwise(
 ):
     import torch
 
-    from pixelrl.train import factory
+    from pixelrl.train.run import factory
 
     monkeypatch.setattr(factory, "get_device", lambda name: torch.device(device))
     config = dataclasses.replace(TrainConfig(), frames_device=frames_device, buffer=buffer)

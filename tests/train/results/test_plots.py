@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelrl.train.phases import detect_phases
-from pixelrl.train.plots import plot_investigation, plot_run
-from pixelrl.train.progress import STEP_KEY, load_progress
+from pixelrl.train.results.phases import detect_phases
+from pixelrl.train.results.plots import plot_investigation, plot_run
+from pixelrl.train.results.progress import STEP_KEY, load_progress
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 INTERVAL = 20_000  # env steps between logger dumps in the synthetic runs
@@ -124,7 +124,7 @@ def test_load_progress_skips_a_half_written_last_line_with_a_warning(tmp_path, c
         + json.dumps({STEP_KEY: 200, "train/critic_loss": 0.4})
         + '\n{"time/total_timesteps": 300, "train/cri'
     )
-    with caplog.at_level(logging.WARNING, logger="pixelrl.train.plots"):
+    with caplog.at_level(logging.WARNING, logger="pixelrl.train.results.progress"):
         data = load_progress(path)
     np.testing.assert_array_equal(data[STEP_KEY], [100, 200])
     np.testing.assert_array_equal(data["train/critic_loss"], [0.5, 0.4])

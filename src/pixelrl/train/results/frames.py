@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from pixelrl.train.artifacts import atomic_write
 from pixelrl.train.config import ConfigError, TrainConfig
-from pixelrl.train.factory import make_env
+from pixelrl.train.run.artifacts import atomic_write
+from pixelrl.train.run.factory import make_env
 
 __all__ = ["render_frames"]
 

@@ -5,7 +5,7 @@ import json
 import pytest
 from stable_baselines3.common.logger import Logger
 
-from pixelrl.train.callbacks import JsonlOutputFormat, NonFiniteLossError, WatchdogCallback
+from pixelrl.train.run.callbacks import JsonlOutputFormat, NonFiniteLossError, WatchdogCallback
 
 
 def test_jsonl_writer_appends_scalars_with_the_step(tmp_path):

@@ -1,9 +1,9 @@
-"""The chapter's three-phase reading of a pixel-RL learning curve (section 9.8).
+"""The three-phase reading of a pixel-RL learning curve that the chapter teaches (flat, hockey-stick, converged).
 
 Phase 1, success flat while the critic loss declines (the critic memorizes uniform failure);
 Phase 2, the hockey-stick, success rising together with the critic and actor losses; Phase 3,
 convergence, success saturating while the losses decline and the actor loss turns negative.
-:func:`detect_phases` finds the two boundaries from the logged numbers.
+`detect_phases` finds the two boundaries from the logged numbers.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from pixelrl.train.progress import FloatArray
+from pixelrl.train.results.progress import FloatArray
 
 __all__ = ["PHASE_NAMES", "Phases", "Trend", "detect_phases", "format_steps"]
 
@@ -66,7 +66,7 @@ def format_steps(step: float) -> str:
 
 @dataclass(frozen=True)
 class Phases:
-    """The phases of one learning curve, as :func:`detect_phases` reads them.
+    """The phases of one learning curve, as `detect_phases` reads them.
 
     Attributes:
         onset_step: End of Phase 1 (where success starts to rise), or None when no

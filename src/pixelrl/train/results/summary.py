@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pixelrl.train.runner import RunResult
+    from pixelrl.train.run.runner import RunResult
 
 __all__ = ["print_summary"]
 

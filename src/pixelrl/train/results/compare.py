@@ -58,7 +58,7 @@ class EvalResult(TypedDict):
 
 
 class TagRow(TypedDict):
-    """Seeds of one tag and env, aggregated by :func:`compare_table`."""
+    """Seeds of one tag and env, aggregated by `compare_table`."""
 
     tag: str
     env: str
@@ -77,7 +77,7 @@ class TagRow(TypedDict):
 
 
 class RunRow(TypedDict):
-    """One evaluated run, as :func:`compare_table` lists it without grouping."""
+    """One evaluated run, as `compare_table` lists it without grouping."""
 
     tag: str
     env: str
@@ -111,6 +111,11 @@ def _validate(file: Path, data: object) -> EvalResult:
             raise ValueError(f"{file}: {key!r} is {value!r}, expected {expected}. The file is corrupt; re-run eval.")
     if not 0.0 <= data["success_rate"] <= 1.0:
         raise ValueError(f"{file}: success_rate {data['success_rate']!r} is outside [0, 1]. Re-run eval.")
+    if data["episodes"] < 1 or not 0 <= data["successes"] <= data["episodes"]:
+        raise ValueError(
+            f"{file}: {data['successes']!r} successes in {data['episodes']!r} episodes is not a result "
+            "(episodes must be positive). Re-run eval with --episodes 1 or more."
+        )
     return cast(EvalResult, {**data, "path": str(file)})
 
 
@@ -121,13 +126,15 @@ def load_results(paths: Sequence[Path]) -> list[EvalResult]:
         paths: Result files, or directories whose ``*_eval.json`` files are read (not recursively).
 
     Returns:
-        One result per file, in the order given (a directory's files sorted by name), each with
-        a ``path`` key naming its file. A file given twice is read once.
+        One result per run (tag, env and seed), in the order given (a directory's files sorted by
+        name), each with a ``path`` key naming its file. A file given twice is read once. When a
+        run has results at several points (periodic checkpoints evaluated next to the final one),
+        the one with the most env steps is kept.
 
     Raises:
         ValueError: If a path does not exist, a directory holds no ``*_eval.json``, a file is
-            not valid JSON or does not match the schema, or two files hold the same tag, env
-            and seed.
+            not UTF-8 JSON or does not match the schema, or two files hold the same run at the
+            same step.
     """
     files: list[Path] = []
     for path in map(Path, paths):
@@ -140,27 +147,29 @@ def load_results(paths: Sequence[Path]) -> list[EvalResult]:
             files.append(path)
         else:
             raise ValueError(f"{path}: no such file or directory. Pass eval result files or the results/ directory.")
-    results: list[EvalResult] = []
     seen: dict[Path, None] = {}
-    by_run: dict[tuple[str, str, int], Path] = {}
+    by_run: dict[tuple[str, str, int], EvalResult] = {}
     for file in files:
         if file.resolve() in seen:
             continue
         seen[file.resolve()] = None
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{file}: not valid JSON ({err}). Re-run `pixelrl-train eval` to rewrite it.") from err
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(
+                f"{file}: not valid JSON ({err}). Pass the *_eval.json files pixelrl-train wrote."
+            ) from None
         result = _validate(file, data)
         run = (result["tag"], result["env"], result["seed"])
-        if run in by_run:
+        earlier = by_run.get(run)
+        if earlier is not None and earlier["num_timesteps"] == result["num_timesteps"]:
             raise ValueError(
-                f"{file} and {by_run[run]} both hold tag {run[0]!r}, env {run[1]!r}, seed {run[2]}; "
-                "pass only one of them so the seed is not counted twice."
+                f"{file} and {earlier['path']} both hold tag {run[0]!r}, env {run[1]!r}, seed {run[2]} at step "
+                f"{result['num_timesteps']:,}; pass only one of them so the seed is not counted twice."
             )
-        by_run[run] = file
-        results.append(result)
-    return results
+        if earlier is None or result["num_timesteps"] > earlier["num_timesteps"]:
+            by_run[run] = result
+    return list(by_run.values())
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -220,7 +229,7 @@ def compare_table(results: Sequence[EvalResult], group_by_tag: bool = True) -> l
     only the seeds that succeeded at least once (None if none did).
 
     Args:
-        results: What :func:`load_results` returned.
+        results: What `load_results` returned.
         group_by_tag: One row per ``(tag, env)`` when True, one row per run when False.
 
     Returns:
@@ -263,7 +272,7 @@ def _json_safe(value: object) -> object:
 
 
 def format_table(rows: Sequence[Mapping[str, object]], fmt: Literal["markdown", "csv", "json"]) -> str:
-    """Render rows (from :func:`compare_table` or :func:`~pixelrl.train.plots.plot_investigation`).
+    """Render rows (from `compare_table` or `plot_investigation`).
 
     Columns are the union of the rows' keys in first-seen order. Markdown shows floats to 4
     significant digits and None as an empty cell; CSV keeps full precision (``repr``) with None

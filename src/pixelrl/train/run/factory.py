@@ -1,10 +1,11 @@
-"""Build the envs and the SB3 model a :class:`TrainConfig` describes."""
+"""Build the envs and the SB3 model a `TrainConfig` describes."""
 
 from __future__ import annotations
 
 import difflib
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -12,6 +13,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.sac.policies import SACPolicy
 
 from pixelrl.train.config import ConfigError, TrainConfig
 
@@ -19,6 +21,8 @@ __all__ = [
     "algorithm_class",
     "build_model",
     "check_env_id",
+    "check_goal_space",
+    "load_model",
     "make_env",
     "make_vec_env",
     "policy_setup",
@@ -34,7 +38,7 @@ def _register_all() -> None:
 
 
 def check_env_id(env_id: str) -> None:
-    """Fail fast for an env id gymnasium does not know, a non-goal env, or one the CLI cannot render.
+    """Fail fast for an env id gymnasium does not know or one the CLI cannot build (nothing is constructed).
 
     Raises:
         ConfigError: Naming the problem and the fix (with close matches for a typo).
@@ -47,16 +51,21 @@ def check_env_id(env_id: str) -> None:
             f"Unknown env {env_id!r}.{hint} Use a Fetch task (FetchPush-v4, FetchReach-v4, FetchPickAndPlace-v4, "
             "FetchSlide-v4) or pixelrl/PointReach-v0, pixelrl/PointPush-v0."
         )
-    raw = gym.make(env_id)
-    try:
-        check_goal_space(raw.observation_space, env_id)
-    finally:
-        raw.close()
     if not env_id.startswith(("pixelrl/", "Fetch")):
+        hint = "" if _is_goal_env(env_id) else " It is not goal-conditioned either, which SAC + HER needs."
         raise ConfigError(
-            f"pixelrl-train builds pixel observations for Fetch tasks and pixelrl/* envs, not {env_id!r}. For "
+            f"pixelrl-train builds pixel observations for Fetch tasks and pixelrl/* envs, not {env_id!r}.{hint} For "
             "another goal env, wrap it with pixelrl.wrappers.PixelObservationWrapper in your own SB3 script."
         )
+
+
+def _is_goal_env(env_id: str) -> bool:
+    env = gym.make(env_id)
+    try:
+        space = env.observation_space
+        return isinstance(space, gym.spaces.Dict) and {"achieved_goal", "desired_goal"} <= set(space.spaces)
+    finally:
+        env.close()
 
 
 def proprio_indices_for(env_id: str) -> tuple[int, ...]:
@@ -91,7 +100,7 @@ def make_env(config: TrainConfig, *, monitor: bool = True) -> gym.Env[Any, Any]:
 
     _register_all()
     env: gym.Env[Any, Any]
-    extra = config.env_kwargs_dict()
+    extra: dict[str, Any] = dict(config.env_kwargs)
     if config.full_state:
         env = gym.make(config.env, **extra)
     elif config.env.startswith("pixelrl/"):
@@ -117,7 +126,7 @@ def make_env(config: TrainConfig, *, monitor: bool = True) -> gym.Env[Any, Any]:
 
 
 def make_vec_env(config: TrainConfig, seed: int | None = None) -> VecEnv:
-    """``n_envs`` copies of :func:`make_env` in a Dummy or Subproc VecEnv, seeded.
+    """``n_envs`` copies of `make_env` in a Dummy or Subproc VecEnv, seeded, with the goal space checked.
 
     Subprocesses start with ``forkserver`` on Linux: a forked child would inherit the parent's
     OpenGL state, which EGL does not survive.
@@ -128,6 +137,9 @@ def make_vec_env(config: TrainConfig, seed: int | None = None) -> VecEnv:
 
     Returns:
         The VecEnv.
+
+    Raises:
+        ConfigError: If the observation lacks the goal keys HER needs.
     """
     fns: list[Callable[[], gym.Env[Any, Any]]] = [lambda: make_env(config) for _ in range(config.n_envs)]
     vec_env: VecEnv
@@ -137,6 +149,7 @@ def make_vec_env(config: TrainConfig, seed: int | None = None) -> VecEnv:
     else:
         vec_env = DummyVecEnv(fns)
     vec_env.seed(config.seed if seed is None else seed)
+    check_goal_space(vec_env.observation_space, config.env)
     return vec_env
 
 
@@ -156,20 +169,24 @@ def check_goal_space(space: gym.spaces.Space[Any], env_id: str) -> None:
         )
 
 
-def policy_setup(config: TrainConfig) -> tuple[str, dict[str, Any]]:
-    """The SB3 policy name and ``policy_kwargs`` for the config's encoder routing.
+def policy_setup(config: TrainConfig) -> tuple[str | type[SACPolicy], dict[str, Any]]:
+    """The SB3 policy and ``policy_kwargs`` for the config's encoder wiring.
 
     Args:
         config: The run configuration.
 
     Returns:
-        ``(policy, policy_kwargs)``.
+        ``(policy, policy_kwargs)``: SB3's ``"MultiInputPolicy"`` for state runs, else the
+        wiring's policy class with a [ManipulationExtractor][pixelrl.encoders.ManipulationExtractor].
     """
     from pixelrl.encoders import ManipulationExtractor
+    from pixelrl.policies import wiring_policy
 
     kwargs: dict[str, Any] = {"net_arch": list(config.net_arch)}
     if config.full_state:
         return "MultiInputPolicy", kwargs
+    policy_class, wiring_kwargs = wiring_policy(config.routing)
+    kwargs["features_extractor_class"] = ManipulationExtractor
     kwargs["features_extractor_kwargs"] = {
         "encoder": config.encoder,
         "spatial_softmax": config.spatial_softmax,
@@ -178,11 +195,7 @@ def policy_setup(config: TrainConfig) -> tuple[str, dict[str, Any]]:
         "exclude_keys": ["achieved_goal"] if config.goal_mode == "strict" else [],
         "channels_last": config.channels_last,
     }
-    if config.routing == "critic":
-        return "DrQv2SACPolicy", kwargs
-    kwargs["features_extractor_class"] = ManipulationExtractor
-    kwargs["share_features_extractor"] = config.routing == "actor-shared"
-    return "MultiInputPolicy", kwargs
+    return policy_class, {**kwargs, **wiring_kwargs}
 
 
 def buffer_setup(config: TrainConfig) -> tuple[type[Any], dict[str, Any]]:
@@ -215,14 +228,11 @@ def build_model(config: TrainConfig, vec_env: VecEnv) -> SAC:
 
     Args:
         config: The run configuration.
-        vec_env: The training envs.
+        vec_env: The training envs (goal space checked by `make_vec_env`).
 
     Returns:
         The model.
     """
-    import pixelrl  # noqa: F401  (registers "DrQv2SACPolicy")
-
-    check_goal_space(vec_env.observation_space, config.env)
     policy, policy_kwargs = policy_setup(config)
     buffer_class, buffer_kwargs = buffer_setup(config)
     extra: dict[str, Any] = {"target_encoder": config.target_encoder} if config.algorithm == "drqv2sac" else {}
@@ -246,3 +256,17 @@ def build_model(config: TrainConfig, vec_env: VecEnv) -> SAC:
         verbose=0,
         **extra,
     )
+
+
+def load_model(model_path: Path, env: VecEnv | None, config: TrainConfig, device: str = "auto") -> SAC:
+    """Load a checkpoint's model with the algorithm class it was trained with.
+
+    Raises:
+        ConfigError: If the file is missing or not a loadable SB3 zip (the message names it).
+    """
+    if not model_path.is_file():
+        raise ConfigError(f"Checkpoint {model_path} does not exist.")
+    try:
+        return algorithm_class(config).load(model_path, env=env, device=device)
+    except Exception as exc:
+        raise ConfigError(f"Checkpoint {model_path} could not be loaded ({type(exc).__name__}: {exc}).") from exc

@@ -1,15 +1,23 @@
-"""Deterministic evaluation episodes and the eval-results JSON (schema ``pixelrl.eval/1``)."""
+"""Deterministic evaluation of a model or a saved checkpoint, and the eval-results JSON (``pixelrl.eval/1``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-__all__ = ["evaluate_policy_episodes"]
+from pixelrl.train.config import ConfigError, TrainConfig
+from pixelrl.train.run.artifacts import versions, write_json
+from pixelrl.train.run.checkpoints import read_meta
+
+__all__ = ["EVAL_SCHEMA", "evaluate_checkpoint", "evaluate_policy_episodes"]
+
+EVAL_SCHEMA = "pixelrl.eval/1"
 
 
 def _goals(env: gym.Env[Any, Any], obs: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -70,3 +78,63 @@ def evaluate_policy_episodes(
         "deterministic": deterministic,
         "wall_seconds": time.perf_counter() - start,
     }
+
+
+def evaluate_checkpoint(
+    model_path: Path,
+    meta_path: Path,
+    episodes: int,
+    out_json: Path | None,
+    seed: int | None = None,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Evaluate a checkpoint with deterministic actions; rebuild its env from its metadata.
+
+    Args:
+        model_path: The SB3 zip.
+        meta_path: Its ``.meta.json``.
+        episodes: Number of episodes (>= 1).
+        out_json: Where to write the results (schema ``pixelrl.eval/1``), or None.
+        seed: Seed of the first episode (default: a seed disjoint from training, 10_000 + seed).
+        device: Torch device.
+
+    Returns:
+        The results dict.
+
+    Raises:
+        ConfigError: If ``episodes < 1`` or the metadata or model is missing or corrupt.
+    """
+    from pixelrl.train.run.factory import load_model, make_env, make_vec_env
+
+    if episodes < 1:
+        raise ConfigError(f"--episodes must be positive, got {episodes}.")
+    try:
+        meta = read_meta(meta_path)
+    except FileNotFoundError:
+        raise ConfigError(f"{meta_path} is missing: evaluate a checkpoint written by pixelrl-train.") from None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    config = dataclasses.replace(TrainConfig.from_dict(meta["config"]), n_envs=1, vec_env="dummy")
+    vec_env = make_vec_env(config)
+    try:
+        model = load_model(model_path, vec_env, config, device)
+        env = make_env(config)
+        try:
+            summary = evaluate_policy_episodes(model, env, episodes, seed if seed is not None else 10_000 + config.seed)
+        finally:
+            env.close()
+    finally:
+        vec_env.close()
+    result = {
+        "schema": EVAL_SCHEMA,
+        "tag": meta["tag"],
+        "env": meta["env"],
+        "seed": meta["seed"],
+        "checkpoint": str(model_path),
+        "num_timesteps": meta["num_timesteps"],
+        **summary,
+        "versions": versions(),
+    }
+    if out_json is not None:
+        write_json(out_json, result)
+    return result

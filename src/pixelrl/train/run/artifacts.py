@@ -1,13 +1,14 @@
-"""Run artifacts: stable paths, atomic writes, checkpoint metadata and finding the latest checkpoint.
+"""Run artifacts: stable paths and atomic writes.
 
-Layout for a run named ``<tag>_<env>_seed<N>`` (see :attr:`TrainConfig.run_name`)::
+Layout for a run named ``<run_id>_<env>_seed<N>`` (see `TrainConfig.run_name`)::
 
     checkpoints/<run>.zip                 final model (SB3 zip)
     checkpoints/<run>.meta.json           its metadata (schema pixelrl.checkpoint/1)
     checkpoints/<run>/step<K>.zip         periodic checkpoints, each with step<K>.meta.json
     checkpoints/<run>/step<K>.buffer.pkl  the replay buffer, with --save-replay-buffer (newest only)
+    checkpoints/.<run>.lock               held by the process writing the run (an OS file lock)
     results/<run>_eval.json               evaluation (schema pixelrl.eval/1)
-    runs/<tag>/<env>/seed<N>/             TensorBoard events and progress.jsonl
+    runs/<run_id>/<env>/seed<N>/          TensorBoard events and progress.jsonl
 
 Every file is written to a temporary name in the same folder and renamed into place, and a
 checkpoint's ``.meta.json`` is written last: a checkpoint without its metadata is incomplete
@@ -20,7 +21,6 @@ import contextlib
 import json
 import os
 import platform
-import re
 import shlex
 import sys
 import tempfile
@@ -31,20 +31,9 @@ from typing import IO, Any
 
 from pixelrl.train.config import TrainConfig
 
-__all__ = [
-    "CHECKPOINT_SCHEMA",
-    "EVAL_SCHEMA",
-    "CheckpointInfo",
-    "RunPaths",
-    "atomic_write",
-    "find_latest_checkpoint",
-    "read_meta",
-    "versions",
-    "write_json",
-]
+__all__ = ["RunPaths", "atomic_write", "command_line", "save_atomically", "versions", "write_json"]
 
-CHECKPOINT_SCHEMA = "pixelrl.checkpoint/1"
-EVAL_SCHEMA = "pixelrl.eval/1"
+_TMP_SUFFIX = ".tmp"
 
 
 @dataclass(frozen=True)
@@ -56,6 +45,7 @@ class RunPaths:
     periodic_dir: Path
     eval_json: Path
     log_dir: Path
+    lock_file: Path
 
     @classmethod
     def of(cls, config: TrainConfig) -> RunPaths:
@@ -66,7 +56,8 @@ class RunPaths:
             final_meta=config.checkpoints_path / f"{name}.meta.json",
             periodic_dir=config.checkpoints_path / name,
             eval_json=config.results_path / f"{name}_eval.json",
-            log_dir=config.runs_path / config.run_tag / config.env.replace("/", "-") / f"seed{config.seed}",
+            log_dir=config.runs_path / config.run_id / config.env.replace("/", "-") / f"seed{config.seed}",
+            lock_file=config.checkpoints_path / f".{name}.lock",
         )
 
     def periodic(self, step: int) -> tuple[Path, Path, Path]:
@@ -75,9 +66,17 @@ class RunPaths:
         return stem.with_suffix(".zip"), Path(f"{stem}.meta.json"), Path(f"{stem}.buffer.pkl")
 
     def existing(self) -> list[Path]:
-        """Files and folders of this run that already exist."""
+        """Files and folders of this run that already exist (the lock file is not one of them)."""
         candidates = (self.final_model, self.final_meta, self.periodic_dir, self.eval_json, self.log_dir)
         return [p for p in candidates if p.exists()]
+
+    def stale_temporaries(self) -> list[Path]:
+        """Temporary files a writer killed mid-write left in this run's checkpoint folders."""
+        stem = self.final_model.name.removesuffix(".zip")
+        found = [p for p in self.final_model.parent.glob(f".{stem}.*{_TMP_SUFFIX}") if p.is_file()]
+        if self.periodic_dir.is_dir():
+            found += [p for p in self.periodic_dir.glob(f".*{_TMP_SUFFIX}") if p.is_file()]
+        return found
 
 
 @contextlib.contextmanager
@@ -95,7 +94,7 @@ def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
         The open temporary file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -116,7 +115,7 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def save_atomically(path: Path, save: Callable[[IO[bytes]], None]) -> None:
-    """Call ``save(file)`` on a temporary file and rename it to ``path`` (for SB3's save functions)."""
+    """Call ``save(file)`` on a temporary file and rename it to ``path`` (for SB3's and matplotlib's savers)."""
     with atomic_write(path, "wb") as handle:
         save(handle)
 
@@ -146,60 +145,3 @@ def versions() -> dict[str, str]:
 def command_line() -> str:
     """The command that started this process, shell-quoted."""
     return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """A complete checkpoint: its model, metadata and (optional) replay buffer."""
-
-    model: Path
-    meta: Path
-    buffer: Path | None
-    num_timesteps: int
-
-
-def read_meta(meta_path: Path) -> dict[str, Any]:
-    """Read and check a checkpoint's metadata.
-
-    Raises:
-        FileNotFoundError: If the file is missing.
-        ValueError: If it is not a pixelrl checkpoint metadata file.
-    """
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{meta_path} is not valid JSON ({exc}); the checkpoint is corrupt.") from exc
-    if not isinstance(meta, dict) or meta.get("schema") != CHECKPOINT_SCHEMA:
-        raise ValueError(f"{meta_path} is not pixelrl checkpoint metadata (schema {CHECKPOINT_SCHEMA}).")
-    return meta
-
-
-_STEP = re.compile(r"^step(\d+)\.meta\.json$")
-
-
-def find_latest_checkpoint(paths: RunPaths) -> CheckpointInfo | None:
-    """The periodic checkpoint with the most steps whose metadata and files are all present.
-
-    Args:
-        paths: The run's paths.
-
-    Returns:
-        The checkpoint, or None when the run has no complete periodic checkpoint.
-    """
-    if not paths.periodic_dir.is_dir():
-        return None
-    found: list[CheckpointInfo] = []
-    for meta_path in paths.periodic_dir.iterdir():
-        match = _STEP.match(meta_path.name)
-        if match is None:
-            continue
-        model, _, buffer = paths.periodic(int(match.group(1)))
-        try:
-            meta = read_meta(meta_path)
-        except ValueError:
-            continue
-        if not model.is_file():
-            continue
-        has_buffer = bool(meta.get("replay_buffer")) and buffer.is_file()
-        found.append(CheckpointInfo(model, meta_path, buffer if has_buffer else None, int(meta["num_timesteps"])))
-    return max(found, key=lambda c: c.num_timesteps, default=None)

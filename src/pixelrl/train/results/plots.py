@@ -1,15 +1,13 @@
 """Learning-curve figures: one run with its three phases, or a summary across runs.
 
 matplotlib is imported only when a figure is drawn, so loading logs and detecting phases
-(:mod:`pixelrl.train.progress`, :mod:`pixelrl.train.phases`) work without it.
+(`pixelrl.train.results.progress`, `pixelrl.train.results.phases`) work without it.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,8 +15,9 @@ from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
-from pixelrl.train.phases import Phases, detect_phases
-from pixelrl.train.progress import STEP_KEY, FloatArray, load_progress, progress_file
+from pixelrl.train.results.phases import Phases, detect_phases
+from pixelrl.train.results.progress import STEP_KEY, FloatArray, load_progress, progress_file
+from pixelrl.train.run.artifacts import save_atomically
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -56,16 +55,7 @@ def _new_figure(width: float, height: float) -> Figure:
 
 def _save(fig: Figure, out_png: Path) -> None:
     """Write the PNG atomically so a reader never sees a half-written file."""
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=_DPI)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_atomically(Path(out_png), lambda handle: fig.savefig(handle, format="png", dpi=_DPI))
 
 
 _SEED_DIR = re.compile(r"seed(\d+)")
@@ -92,7 +82,7 @@ def plot_run(run_dir_or_progress: Path, out_png: Path, title: str | None = None)
         title: Figure title (default: ``<tag> / <env> / seed<N>`` from the path).
 
     Returns:
-        The phases :func:`detect_phases` found.
+        The phases `detect_phases` found.
 
     Raises:
         ValueError: If the progress log is missing or has no usable line.
@@ -154,7 +144,7 @@ def plot_run(run_dir_or_progress: Path, out_png: Path, title: str | None = None)
 
 
 class InvestigationRow(TypedDict):
-    """One group of seeds in :func:`plot_investigation`'s summary."""
+    """One group of seeds in `plot_investigation`'s summary."""
 
     label: str
     tag: str

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pixelrl.train.compare import SCHEMA, compare_table, format_table, load_results
+from pixelrl.train.results.compare import SCHEMA, compare_table, format_table, load_results
 
 TAG_COLUMNS = [
     "tag",
@@ -193,3 +193,20 @@ def test_format_table_empty_rows_and_unknown_format():
     assert json.loads(format_table([], "json")) == []
     with pytest.raises(ValueError, match="format 'html' is not supported; use 'markdown', 'csv' or 'json'"):
         format_table([{"a": 1}], "html")  # type: ignore[arg-type]
+
+
+def test_a_run_evaluated_at_several_checkpoints_counts_once_with_its_latest_result(tmp_path):
+    periodic = write(tmp_path / "p", result(num_timesteps=1000, success_rate=0.2, successes=2))
+    final = write(tmp_path / "f", result(num_timesteps=4000))
+    rows = compare_table(load_results([periodic, final]))
+    assert rows[0]["n_seeds"] == 1 and rows[0]["success_mean"] == 0.95
+
+
+def test_results_that_are_not_results_are_refused_with_the_file_name(tmp_path):
+    binary = tmp_path / "x_eval.json"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(ValueError, match=r"x_eval\.json: not valid JSON"):
+        load_results([binary])
+    negative = write(tmp_path / "n", result(episodes=-3, successes=0, success_rate=0.0))
+    with pytest.raises(ValueError, match="episodes must be positive"):
+        load_results([negative])

@@ -1,0 +1,131 @@
+"""One training run, end to end: preflight, learn, checkpoint, evaluate.
+
+The path from a flag to a trained model: `pixelrl-train train` parses a
+[TrainConfig][pixelrl.train.config.TrainConfig] (`cli`), [prepared_run][pixelrl.train.run.preflight.prepared_run]
+checks it and builds the envs and model (`factory`), [train][pixelrl.train.run.runner.train]
+runs SB3's ``learn`` with the run's callbacks, writes checkpoints (`checkpoints`) and evaluates
+the final one (`evaluate`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+
+from pixelrl.train.config import TrainConfig
+from pixelrl.train.run.artifacts import RunPaths
+from pixelrl.train.run.callbacks import (
+    GradNormCallback,
+    JsonlOutputFormat,
+    PeriodicCheckpointCallback,
+    ProgressCallback,
+    WatchdogCallback,
+)
+from pixelrl.train.run.checkpoints import save_checkpoint
+from pixelrl.train.run.evaluate import evaluate_checkpoint
+from pixelrl.train.run.preflight import PreparedRun, prepared_run
+
+__all__ = ["RunResult", "train"]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished run produced."""
+
+    config: TrainConfig
+    paths: RunPaths
+    num_timesteps: int
+    wall_seconds: float
+    eval: dict[str, Any] | None
+
+
+def train(config: TrainConfig, extra_callbacks: list[BaseCallback] | None = None) -> RunResult:
+    """Run (or resume) one training run and write every artifact.
+
+    Args:
+        config: The run configuration (checked by `prepared_run` first).
+        extra_callbacks: More SB3 callbacks (e.g. a study's progress reporter).
+
+    Returns:
+        The run's result.
+
+    Raises:
+        ConfigError: For anything the preflight refuses (nothing was changed then).
+        NonFiniteLossError: If training diverges (the message names the step and the last good checkpoint).
+    """
+    with prepared_run(config) as run:
+        for note in run.notes:
+            print(f"pixelrl-train: {note}", file=sys.stderr, flush=True)
+        num_timesteps, wall = _learn(run, extra_callbacks or [])
+        result = None
+        if run.config.eval_episodes > 0:
+            paths = run.paths
+            result = evaluate_checkpoint(paths.final_model, paths.final_meta, run.config.eval_episodes, paths.eval_json)
+    return RunResult(run.config, run.paths, num_timesteps, wall, result)
+
+
+def _learn(run: PreparedRun, extra_callbacks: list[BaseCallback]) -> tuple[int, float]:
+    config, paths, model = run.config, run.paths, run.model
+    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    model.set_logger(
+        Logger(
+            str(paths.log_dir),
+            [TensorBoardOutputFormat(str(paths.log_dir)), JsonlOutputFormat(paths.log_dir / "progress.jsonl")],
+        )
+    )
+    last_good = [str(run.resume_from.model) if run.resume_from else "none yet"]
+    watchdog = WatchdogCallback(lambda: last_good[0])
+    watchdog.set_wall_offset(run.wall_offset)
+    save_periodic = _periodic_saver(run, watchdog, last_good)
+    callbacks: list[BaseCallback] = [watchdog]
+    if config.checkpoint_freq > 0:
+        callbacks.append(PeriodicCheckpointCallback(config.checkpoint_freq, save_periodic))
+    if config.grad_norm_freq > 0 and not config.full_state:
+        callbacks.append(
+            GradNormCallback(config.grad_norm_freq, min(config.batch_size, 64), config.gamma, seed=config.seed)
+        )
+    if config.progress:
+        callbacks.append(ProgressCallback(config.total_steps, model.num_timesteps))
+    callbacks += extra_callbacks
+    remaining = max(config.total_steps - model.num_timesteps, 0)
+    start = time.perf_counter()
+    try:
+        if remaining > 0:
+            model.learn(
+                remaining,
+                callback=CallbackList(callbacks),
+                log_interval=config.log_interval,
+                reset_num_timesteps=run.resume_from is None,
+            )
+        wall = run.wall_offset + time.perf_counter() - start
+        final_step = int(model.num_timesteps)
+        if config.save_replay_buffer and config.checkpoint_freq > 0 and not paths.periodic(final_step)[1].is_file():
+            save_periodic(final_step)  # so a run extended with a larger --total-steps resumes with its buffer
+        save_checkpoint(config, model, wall, paths.final_model, paths.final_meta, None)
+    finally:
+        model.logger.close()
+    return int(model.num_timesteps), wall
+
+
+def _periodic_saver(run: PreparedRun, watchdog: WatchdogCallback, last_good: list[str]) -> Callable[[int], None]:
+    config, paths, model = run.config, run.paths, run.model
+
+    def save(step: int) -> None:
+        model_path, meta_path, buffer_path = paths.periodic(step)
+        buffer = buffer_path if config.save_replay_buffer else None
+        save_checkpoint(config, model, watchdog.wall_seconds, model_path, meta_path, buffer)
+        last_good[0] = str(model_path)
+        # Keep only the newest buffer (each is as large as the replay memory itself), and only once
+        # the new one is complete.
+        if buffer is not None:
+            for old in paths.periodic_dir.glob("step*.buffer.pkl"):
+                if old != buffer_path:
+                    old.unlink()
+
+    return save
