@@ -25,6 +25,9 @@ def _other_value(name: str) -> Any:
     special = {"ent_coef": "auto", "net_arch": (64, 64), "env_kwargs": {"noise": 10}, "learning_starts": 10}
     if name in special:
         return special[name]
+    if default is None:  # an optional setting: a value of its other type
+        kind = next(a for a in get_args(tp) if a is not type(None))
+        return {int: 2, float: 0.5, str: "x", Path: Path("x")}[kind]
     if isinstance(default, bool):
         return not default
     if isinstance(default, int):

@@ -17,6 +17,9 @@ class Scripted:
     def __init__(self, towards: bool) -> None:
         self.towards = towards
 
+    def get_vec_normalize_env(self):
+        return None
+
     def predict(self, obs, deterministic=True):
         direction = obs["desired_goal"] - obs["achieved_goal"]
         action = np.clip(direction * 50, -1, 1) if self.towards else np.zeros(2)

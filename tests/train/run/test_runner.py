@@ -121,3 +121,51 @@ def test_the_parameters_check_catches_a_nan_before_the_policy_acts(tiny):
         next(iter(run.model.policy.actor.mu.parameters())).data[0, 0] = np.nan
         with pytest.raises(NonFiniteLossError, match=r"network parameter actor\.mu\.weight became non-finite"):
             watchdog.on_rollout_start()
+
+
+def test_normalization_statistics_travel_with_checkpoints_eval_and_resume(tiny):
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from pixelrl.train.run.evaluate import evaluate_checkpoint
+    from pixelrl.train.run.normalization import statistics_path
+
+    config = tiny(normalize=True, total_steps=300, checkpoint_freq=100, goal_mode="strict")
+    paths = train(config).paths
+    stats = statistics_path(paths.final_model)
+    with stats.open("rb") as handle:
+        saved = pickle.load(handle)
+    assert isinstance(saved, VecNormalize) and sorted(saved.norm_obs_keys) == [
+        "achieved_goal", "desired_goal", "proprioception",
+    ]  # fmt: skip
+    assert saved.obs_rms["desired_goal"].count > 300  # updated from every collected observation
+    assert json.loads(paths.final_meta.read_text())["vec_normalize"] == stats.name
+    assert statistics_path(paths.periodic(200)[0]).is_file()
+    result = evaluate_checkpoint(paths.final_model, paths.final_meta, 2, None)
+    assert result["episodes"] == 2
+    with prepared_run(config.replace(total_steps=400, resume=True)) as run:
+        restored = run.model.get_vec_normalize_env()
+        assert restored is not None and restored.training
+        np.testing.assert_array_equal(restored.obs_rms["desired_goal"].mean, saved.obs_rms["desired_goal"].mean)
+    statistics_path(paths.periodic(300)[0]).unlink()
+    stats.unlink()  # a checkpoint without its statistics is not resumed from
+    with prepared_run(config.replace(total_steps=400, resume=True)) as run:
+        assert run.resume_from is not None and run.resume_from.num_timesteps == 200
+        assert any("normalization statistics) is missing" in note for note in run.notes)
+
+
+def test_periodic_evaluations_log_the_learning_curve_and_can_stop_the_run(tiny):
+    config = tiny(total_steps=600, eval_freq=100, eval_freq_episodes=2)
+    paths = train(config).paths
+    rows = [r for r in _progress(paths) if "eval/success_rate" in r]
+    assert [r["time/total_timesteps"] for r in rows] == [100, 200, 300, 400, 500, 600]
+    minutes = [r["eval/train_minutes"] for r in rows]
+    assert minutes == sorted(minutes) and minutes[0] > 0
+    assert all(0.0 <= r["eval/success_rate"] <= 1.0 for r in rows)
+    stopping = tiny(total_steps=600, eval_freq=100, eval_freq_episodes=2, out_dir=paths.log_dir.parents[3] / "s")
+    with pytest.MonkeyPatch.context() as patch:  # every evaluation succeeds: the run stops after two in a row
+        patch.setattr("pixelrl.train.run.runner.evaluate_policy_episodes", lambda *a: {
+            "success_rate": 1.0, "mean_final_goal_distance": 0.0})  # fmt: skip
+        stopped = train(stopping.replace(stop_at_success=0.9))
+    assert stopped.num_timesteps == 200 + stopping.n_envs  # stops at the step after the second evaluation
+    budget = train(tiny(total_steps=100_000, max_train_minutes=0.05, out_dir=paths.log_dir.parents[3] / "budget"))
+    assert budget.num_timesteps < 100_000

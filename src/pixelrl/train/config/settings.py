@@ -137,6 +137,8 @@ def in_range(low: float, high: float, *, low_open: bool = False, high_open: bool
     phrase = f"in {'(' if low_open else '['}{bounds}{')' if high_open else ']'}"
 
     def check(value: Any) -> str | None:
+        if value is None:
+            return None
         too_low = value <= low if low_open else value < low
         too_high = value >= high if high_open else value > high
         return phrase if too_low or too_high else None

@@ -139,6 +139,10 @@ class TrainConfig:
     )
     """JSON object of extra env arguments, e.g. '{"noise": 220}' for pixelrl/* envs or '{"reward_type": "dense"}'."""
 
+    normalize: bool = setting(False, role="experiment", label=lambda c: "norm" if c.normalize else "")
+    """Normalize the vector inputs (proprioception, goals) with running statistics (SB3's VecNormalize; pixels
+    stay uint8); saved with every checkpoint and frozen at evaluation."""
+
     # --- SAC ---
     algo: Literal["auto", "drqv2sac", "sac"] = setting(
         "auto", role="experiment", label=lambda c: "sb3sac" if c.algorithm == "sac" and c.routing == "drqv2" else ""
@@ -165,7 +169,11 @@ class TrainConfig:
     learning_starts: int = setting(1000, role="experiment", check=at_least(0))
     """Environment steps of random actions before training."""
     gradient_steps: int = setting(1, role="experiment", check=at_least(1))
-    """Gradient steps per vectorised environment step."""
+    """Gradient steps per vectorised environment step (n_envs of them: one update per env step)."""
+    n_steps: int = setting(
+        1, role="experiment", check=at_least(1), label=lambda c: f"n{c.n_steps}" if c.n_steps > 1 else ""
+    )
+    """n-step returns (with HER: rewards summed over up to n steps with the goal each row is trained on)."""
     net_arch: tuple[int, ...] = setting((256, 256), role="experiment", check=_net_arch_check)
     """Hidden sizes of the actor and critic MLP heads."""
 
@@ -201,6 +209,14 @@ class TrainConfig:
     """Continue the run from its latest complete checkpoint (or start it if it has none yet)."""
     eval_episodes: int = setting(100, role="control", check=at_least(0))
     """Deterministic evaluation episodes after training (0: skip)."""
+    eval_freq: int = setting(0, role="control", check=at_least(0))
+    """Environment steps between deterministic evaluations during training, the learning curve (0: none)."""
+    eval_freq_episodes: int = setting(20, role="control", check=at_least(1))
+    """Episodes per evaluation during training."""
+    stop_at_success: float | None = setting(None, role="control", check=in_range(0, 1, low_open=True))
+    """Stop once two evaluations in a row (--eval-freq) reach this success rate."""
+    max_train_minutes: float | None = setting(None, role="control", check=in_range(0, 1e7, low_open=True))
+    """Stop after this many training minutes (periodic evaluations are not counted)."""
     log_interval: int = setting(10, role="control", check=at_least(1))
     """Episodes (per env) between log lines."""
     grad_norm_freq: int = setting(1000, role="control", check=at_least(0))
@@ -335,6 +351,10 @@ class TrainConfig:
         fetch_only = [f"--{_flag(n)}" for n in ("camera", "hide_goal") if getattr(self, n) != getattr(TrainConfig, n)]
         if fetch_only and not self.env.startswith("Fetch"):
             yield f"{' and '.join(fetch_only)} set the Fetch camera and goal marker; {self.env} has neither. Drop them."
+        if self.n_steps > 1 and self.full_state:
+            yield "--n-steps works with the pixel HER buffers; SB3's HER buffer for --full-state has no n-step returns."
+        if self.stop_at_success is not None and self.eval_freq == 0:
+            yield "--stop-at-success reads the evaluations during training: set --eval-freq too."
         if self.batch_size > self.buffer_size:
             yield (
                 f"--batch-size {self.batch_size} is larger than --buffer-size {self.buffer_size}: every batch would "

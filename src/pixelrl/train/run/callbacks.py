@@ -21,7 +21,9 @@ __all__ = [
     "JsonlOutputFormat",
     "NonFiniteLossError",
     "PeriodicCheckpointCallback",
+    "PeriodicEvalCallback",
     "ProgressCallback",
+    "RunClock",
     "WatchdogCallback",
 ]
 
@@ -58,8 +60,35 @@ class NonFiniteLossError(RuntimeError):
     """A training loss or a network parameter became NaN or infinite."""
 
 
+class RunClock:
+    """Training time of a run over all its segments, with periodic evaluations left out.
+
+    Args:
+        offset: Training seconds of earlier segments (a resumed run).
+    """
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self._offset = offset
+        self._start = time.perf_counter()
+        self._paused = 0.0
+
+    @property
+    def seconds(self) -> float:
+        """Training seconds so far."""
+        return self._offset + time.perf_counter() - self._start - self._paused
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Leave the block's time out of `seconds` (an evaluation is not training)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._paused += time.perf_counter() - start
+
+
 class WatchdogCallback(BaseCallback):
-    """Stop where training first diverges, and log wall time.
+    """Stop where training first diverges, and log training time.
 
     A non-finite critic or actor loss is caught when it is logged (every step); non-finite
     network parameters are caught right after the update that produced them, before the
@@ -68,22 +97,22 @@ class WatchdogCallback(BaseCallback):
 
     Args:
         last_checkpoint: Returns a description of the last good checkpoint, for the message.
+        clock: The run's clock (default: a new one).
     """
 
-    def __init__(self, last_checkpoint: Callable[[], str]) -> None:
+    def __init__(self, last_checkpoint: Callable[[], str], clock: RunClock | None = None) -> None:
         super().__init__()
         self._last_checkpoint = last_checkpoint
-        self._start = time.perf_counter()
-        self._offset = 0.0
+        self.clock = clock if clock is not None else RunClock()
 
     def set_wall_offset(self, seconds: float) -> None:
-        """Count wall time from a previous segment of a resumed run."""
-        self._offset = seconds
+        """Count training time from a previous segment of a resumed run."""
+        self.clock = RunClock(seconds)
 
     @property
     def wall_seconds(self) -> float:
-        """Wall time of the run so far, over all segments."""
-        return self._offset + time.perf_counter() - self._start
+        """Training seconds of the run so far, over all segments, periodic evaluations left out."""
+        return self.clock.seconds
 
     def _fail(self, what: str) -> NonFiniteLossError:
         return NonFiniteLossError(
@@ -211,6 +240,70 @@ class GradNormCallback(BaseCallback):
         self.logger.record("encoder/grad_norm_actor", norms["actor"])
         self.logger.record("encoder/grad_norm_ratio", norms["ratio"])
         return True
+
+
+class PeriodicEvalCallback(BaseCallback):
+    """Evaluate the deterministic policy every ``freq`` env steps; stop at a success level or a time budget.
+
+    Each evaluation runs ``episodes`` episodes on its own env (seeds disjoint from training and
+    from the final evaluation), between two env steps and outside the run's clock, and logs
+    ``eval/success_rate``, ``eval/mean_final_goal_distance`` and ``eval/train_minutes`` (training
+    minutes so far) in one row of the run's logs: the learning curve.
+
+    Args:
+        evaluate: ``evaluate(model, episodes, first_seed)`` returns the summary of
+            `evaluate_policy_episodes`.
+        clock: The run's clock.
+        freq: Env steps between evaluations.
+        episodes: Episodes per evaluation.
+        seed: The run's seed (evaluation seeds derive from it).
+        stop_at_success: Stop training once two evaluations in a row reach this success rate.
+        max_train_minutes: Stop training once this many training minutes have passed.
+    """
+
+    def __init__(
+        self,
+        evaluate: Callable[[Any, int, int], dict[str, Any]],
+        clock: RunClock,
+        freq: int,
+        episodes: int,
+        seed: int,
+        stop_at_success: float | None = None,
+        max_train_minutes: float | None = None,
+    ) -> None:
+        super().__init__()
+        self._evaluate = evaluate
+        self.clock = clock
+        self.freq, self.episodes, self.seed = freq, episodes, seed
+        self.stop_at_success, self.max_train_minutes = stop_at_success, max_train_minutes
+        self._next = 0
+        self._hits = 0
+        self._stop = False
+
+    def _on_training_start(self) -> None:
+        self._next = (self.num_timesteps // self.freq + 1) * self.freq if self.freq > 0 else 0
+
+    def _on_rollout_start(self) -> None:
+        if self.freq <= 0 or self.num_timesteps < self._next:
+            return
+        self._next = (self.num_timesteps // self.freq + 1) * self.freq
+        with self.clock.paused():
+            first_seed = 20_000 + 100_000 * self.seed + self.episodes * (self.num_timesteps // self.freq)
+            result = self._evaluate(self.model, self.episodes, first_seed)
+        self.logger.record("eval/success_rate", result["success_rate"])
+        self.logger.record("eval/mean_final_goal_distance", result["mean_final_goal_distance"])
+        self.logger.record("eval/train_minutes", self.clock.seconds / 60)
+        self.logger.dump(self.num_timesteps)
+        if self.stop_at_success is not None:
+            self._hits = self._hits + 1 if result["success_rate"] >= self.stop_at_success else 0
+            self._stop = self._stop or self._hits >= 2
+
+    def _on_training_end(self) -> None:
+        self._on_rollout_start()  # an evaluation due at the last step
+
+    def _on_step(self) -> bool:
+        over_budget = self.max_train_minutes is not None and self.clock.seconds / 60 >= self.max_train_minutes
+        return not (self._stop or over_budget)
 
 
 class ProgressCallback(BaseCallback):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pixelrl.train.config import ConfigError, TrainConfig
 from pixelrl.train.run.artifacts import RunPaths, command_line, save_atomically, versions, write_json
+from pixelrl.train.run.normalization import save_statistics, statistics_path
 
 if TYPE_CHECKING:
     from stable_baselines3 import SAC
@@ -75,6 +76,8 @@ def _problem(model: Path, meta: dict[str, Any], buffer: Path | None) -> str | No
         return f"{model} is missing"
     if not zipfile.is_zipfile(model):
         return f"{model} is not a complete zip file"
+    if meta.get("vec_normalize") and not statistics_path(model).is_file():
+        return f"{statistics_path(model)} (its normalization statistics) is missing"
     if buffer is not None:
         expected = meta.get("replay_buffer_bytes")
         if not buffer.is_file():
@@ -132,7 +135,9 @@ def find_resume_point(paths: RunPaths) -> ResumePoint:
     return ResumePoint(best, skipped)
 
 
-def _meta(config: TrainConfig, model: SAC, wall: float, model_file: Path, buffer_file: Path | None) -> dict[str, Any]:
+def _meta(
+    config: TrainConfig, model: SAC, wall: float, model_file: Path, buffer_file: Path | None, stats: Path | None
+) -> dict[str, Any]:
     steps = int(model.num_timesteps)
     return {
         "schema": CHECKPOINT_SCHEMA,
@@ -147,6 +152,7 @@ def _meta(config: TrainConfig, model: SAC, wall: float, model_file: Path, buffer
         "model": model_file.name,
         "replay_buffer": buffer_file.name if buffer_file is not None else None,
         "replay_buffer_bytes": buffer_file.stat().st_size if buffer_file is not None else None,
+        "vec_normalize": stats.name if stats is not None else None,
         "config": config.to_dict(),
         "versions": versions(),
         "command": command_line(),
@@ -157,20 +163,24 @@ def _meta(config: TrainConfig, model: SAC, wall: float, model_file: Path, buffer
 def save_checkpoint(
     config: TrainConfig, model: SAC, wall: float, model_path: Path, meta_path: Path, buffer_path: Path | None
 ) -> None:
-    """Model, then buffer, then metadata: the metadata's presence marks the checkpoint complete.
+    """Model, normalization statistics, buffer, then metadata: the metadata's presence marks the checkpoint complete.
 
     Args:
         config: The run's configuration (saved in the metadata).
         model: The model.
         wall: Training wall time so far, over all segments.
-        model_path: Where the zip goes.
+        model_path: Where the zip goes (the statistics go next to it, see `normalization`).
         meta_path: Where the metadata goes.
         buffer_path: Where the replay buffer goes, or None to save none.
     """
     save_atomically(model_path, lambda f: model.save(f))  # type: ignore[arg-type]
+    vec_normalize = model.get_vec_normalize_env()
+    stats = statistics_path(model_path) if vec_normalize is not None else None
+    if vec_normalize is not None and stats is not None:
+        save_statistics(vec_normalize, stats)
     if buffer_path is not None:
         save_atomically(buffer_path, lambda f: model.save_replay_buffer(f))  # type: ignore[arg-type]
-    write_json(meta_path, _meta(config, model, wall, model_path, buffer_path))
+    write_json(meta_path, _meta(config, model, wall, model_path, buffer_path, stats))
 
 
 def resume_config(config: TrainConfig, meta: dict[str, Any], source: Path) -> TrainConfig:

@@ -14,6 +14,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from pixelrl.train.config import ConfigError, TrainConfig
 from pixelrl.train.run.artifacts import versions, write_json
 from pixelrl.train.run.checkpoints import read_meta
+from pixelrl.train.run.normalization import statistics_path
 
 __all__ = ["EVAL_SCHEMA", "evaluate_checkpoint", "evaluate_policy_episodes"]
 
@@ -34,7 +35,8 @@ def evaluate_policy_episodes(
     """Run ``episodes`` episodes of ``model`` on ``env`` and summarise them.
 
     Success is the env's ``info["is_success"]`` at the last step; time to success is the first
-    step (1-based) at which it was 1.
+    step (1-based) at which it was 1. A model trained with `VecNormalize` sees the observations
+    normalized by its (frozen) statistics, as in training.
 
     Args:
         model: A trained SB3 model.
@@ -48,13 +50,15 @@ def evaluate_policy_episodes(
         ``mean_time_to_success`` (None if no success), ``deterministic``, ``wall_seconds``.
     """
     start = time.perf_counter()
+    normalizer = model.get_vec_normalize_env()
     successes, returns, distances, times = 0, [], [], []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         total, first_success, step, done = 0.0, None, 0, False
         info: dict[str, Any] = {}
         while not done:
-            action, _ = model.predict(obs, deterministic=deterministic)
+            seen = normalizer.normalize_obs(obs) if normalizer is not None else obs
+            action, _ = model.predict(seen, deterministic=deterministic)
             obs, reward, terminated, truncated, info = env.step(action)
             step += 1
             total += float(reward)
@@ -115,7 +119,8 @@ def evaluate_checkpoint(
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     config = dataclasses.replace(TrainConfig.from_dict(meta["config"]), n_envs=1, vec_env="dummy")
-    vec_env = make_vec_env(config)
+    statistics = statistics_path(model_path) if config.normalize else None
+    vec_env = make_vec_env(config, statistics=statistics, training=False)
     try:
         model = load_model(model_path, vec_env, config, device)
         env = make_env(config)

@@ -19,6 +19,7 @@ from pixelrl.train.config import ConfigError, TrainConfig
 
 __all__ = [
     "algorithm_class",
+    "buffer_setup",
     "build_model",
     "check_env_id",
     "check_goal_space",
@@ -125,21 +126,26 @@ def make_env(config: TrainConfig, *, monitor: bool = True) -> gym.Env[Any, Any]:
     return Monitor(env) if monitor else env
 
 
-def make_vec_env(config: TrainConfig, seed: int | None = None) -> VecEnv:
+def make_vec_env(
+    config: TrainConfig, seed: int | None = None, *, statistics: Path | None = None, training: bool = True
+) -> VecEnv:
     """``n_envs`` copies of `make_env` in a Dummy or Subproc VecEnv, seeded, with the goal space checked.
 
     Subprocesses start with ``forkserver`` on Linux: a forked child would inherit the parent's
-    OpenGL state, which EGL does not survive.
+    OpenGL state, which EGL does not survive. With ``config.normalize`` the envs are wrapped in
+    SB3's `VecNormalize` for the vector keys (see `normalization`).
 
     Args:
         config: The run configuration.
         seed: Seed of the first env (the others get seed + i); default ``config.seed``.
+        statistics: Saved normalization statistics to restore (with ``config.normalize``).
+        training: Whether the normalization statistics keep updating.
 
     Returns:
         The VecEnv.
 
     Raises:
-        ConfigError: If the observation lacks the goal keys HER needs.
+        ConfigError: If the observation lacks the goal keys HER needs, or saved statistics are unusable.
     """
     fns: list[Callable[[], gym.Env[Any, Any]]] = [lambda: make_env(config) for _ in range(config.n_envs)]
     vec_env: VecEnv
@@ -150,6 +156,10 @@ def make_vec_env(config: TrainConfig, seed: int | None = None) -> VecEnv:
         vec_env = DummyVecEnv(fns)
     vec_env.seed(config.seed if seed is None else seed)
     check_goal_space(vec_env.observation_space, config.env)
+    if config.normalize:
+        from pixelrl.train.run.normalization import normalized
+
+        return normalized(vec_env, config.gamma, statistics, training=training)
     return vec_env
 
 
@@ -208,6 +218,8 @@ def buffer_setup(config: TrainConfig) -> tuple[type[Any], dict[str, Any]]:
     if config.full_state:
         return HerReplayBuffer, her
     pixels: dict[str, Any] = {**her, "pad": config.drq_pad if config.drq else 0}
+    if config.n_steps > 1:
+        pixels.update(n_steps=config.n_steps, gamma=config.gamma)
     if config.buffer == "sb3":
         return HerDrQDictReplayBuffer, pixels
     device = get_device(config.device)
@@ -235,7 +247,11 @@ def build_model(config: TrainConfig, vec_env: VecEnv) -> SAC:
     """
     policy, policy_kwargs = policy_setup(config)
     buffer_class, buffer_kwargs = buffer_setup(config)
-    extra: dict[str, Any] = {"target_encoder": config.target_encoder} if config.algorithm == "drqv2sac" else {}
+    # DrQv2SAC takes n_steps itself; SB3's SAC would only warn that a custom buffer ignores it,
+    # so it gets n-step returns from the buffer's kwargs alone.
+    extra: dict[str, Any] = (
+        {"target_encoder": config.target_encoder, "n_steps": config.n_steps} if config.algorithm == "drqv2sac" else {}
+    )
     return algorithm_class(config)(
         policy,
         vec_env,

@@ -22,6 +22,7 @@ from pixelrl.train.run.checkpoints import CheckpointInfo, find_resume_point, rea
 from pixelrl.train.run.factory import build_model, check_env_id, load_model, make_vec_env
 from pixelrl.train.run.lock import run_lock
 from pixelrl.train.run.memory import check_memory
+from pixelrl.train.run.normalization import statistics_path
 
 if TYPE_CHECKING:
     from stable_baselines3 import SAC
@@ -201,8 +202,9 @@ def _prepare_locked(config: TrainConfig, paths: RunPaths) -> PreparedRun:
         config.validate()
         wall_offset = float(meta.get("wall_seconds") or 0.0)
     steps_done = checkpoint.num_timesteps if checkpoint is not None else 0
+    statistics = statistics_path(checkpoint.model) if checkpoint is not None and config.normalize else None
     try:
-        vec_env = make_vec_env(config, seed=config.seed + steps_done)
+        vec_env = make_vec_env(config, seed=config.seed + steps_done, statistics=statistics)
     except ConfigError:
         raise
     except Exception as exc:  # a bad env setting surfaces here; the message names it

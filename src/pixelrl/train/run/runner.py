@@ -10,11 +10,11 @@ the final one (`evaluate`).
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
@@ -24,11 +24,13 @@ from pixelrl.train.run.callbacks import (
     GradNormCallback,
     JsonlOutputFormat,
     PeriodicCheckpointCallback,
+    PeriodicEvalCallback,
     ProgressCallback,
     WatchdogCallback,
 )
 from pixelrl.train.run.checkpoints import save_checkpoint
-from pixelrl.train.run.evaluate import evaluate_checkpoint
+from pixelrl.train.run.evaluate import evaluate_checkpoint, evaluate_policy_episodes
+from pixelrl.train.run.factory import make_env
 from pixelrl.train.run.preflight import PreparedRun, prepared_run
 
 __all__ = ["RunResult", "train"]
@@ -92,9 +94,21 @@ def _learn(run: PreparedRun, extra_callbacks: list[BaseCallback]) -> tuple[int, 
         )
     if config.progress:
         callbacks.append(ProgressCallback(config.total_steps, model.num_timesteps))
+    evaluator = _Evaluator(config)
+    if config.eval_freq > 0 or config.max_train_minutes is not None:
+        callbacks.append(
+            PeriodicEvalCallback(
+                evaluator,
+                watchdog.clock,
+                config.eval_freq,
+                config.eval_freq_episodes,
+                config.seed,
+                config.stop_at_success,
+                config.max_train_minutes,
+            )
+        )
     callbacks += extra_callbacks
     remaining = max(config.total_steps - model.num_timesteps, 0)
-    start = time.perf_counter()
     try:
         if remaining > 0:
             model.learn(
@@ -103,14 +117,32 @@ def _learn(run: PreparedRun, extra_callbacks: list[BaseCallback]) -> tuple[int, 
                 log_interval=config.log_interval,
                 reset_num_timesteps=run.resume_from is None,
             )
-        wall = run.wall_offset + time.perf_counter() - start
+        wall = watchdog.wall_seconds
         final_step = int(model.num_timesteps)
         if config.save_replay_buffer and config.checkpoint_freq > 0 and not paths.periodic(final_step)[1].is_file():
             save_periodic(final_step)  # so a run extended with a larger --total-steps resumes with its buffer
         save_checkpoint(config, model, wall, paths.final_model, paths.final_meta, None)
     finally:
         model.logger.close()
+        evaluator.close()
     return int(model.num_timesteps), wall
+
+
+class _Evaluator:
+    """Deterministic episodes on an env of its own, built at the first evaluation."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.env: gym.Env[Any, Any] | None = None
+
+    def __call__(self, model: Any, episodes: int, first_seed: int) -> dict[str, Any]:
+        if self.env is None:
+            self.env = make_env(self.config, monitor=False)
+        return evaluate_policy_episodes(model, self.env, episodes, first_seed)
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
 
 
 def _periodic_saver(run: PreparedRun, watchdog: WatchdogCallback, last_good: list[str]) -> Callable[[int], None]:
