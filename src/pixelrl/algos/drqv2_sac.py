@@ -9,6 +9,7 @@ encoded once with gradients, ``next_obs`` once without, and the actor reuses the
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
@@ -28,6 +29,7 @@ from stable_baselines3.common.type_aliases import (
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import SACPolicy
 
+from pixelrl.algos.n_step import N_STEP_IGNORED_WARNING, n_step_buffer_kwargs
 from pixelrl.policies import CriticEncoderActor, CriticEncoderCritic, DrQv2SACPolicy, sac_maths
 
 __all__ = ["DrQv2SAC", "TargetEncoder"]
@@ -107,7 +109,10 @@ class DrQv2SAC(SAC):
         replay_buffer_class: Replay buffer class, e.g. `HerDrQDictReplayBuffer`.
         replay_buffer_kwargs: Keyword arguments of the replay buffer.
         optimize_memory_usage: SB3's memory-efficient replay buffer variant.
-        n_steps: n-step returns (SB3's ``NStepReplayBuffer``; not for Dict observations).
+        n_steps: n-step returns. Passed, with ``gamma``, to a buffer class that takes ``n_steps``
+            (`CompactHerReplayBuffer` and `HerDrQDictReplayBuffer` do, with HER and Dict
+            observations); SB3's ``NStepReplayBuffer`` for ``replay_buffer_class=None`` and Box
+            observations. Refused for any other buffer, where SB3 would ignore it.
         ent_coef: Entropy coefficient, or ``"auto"`` / ``"auto_<init>"`` to tune it.
         target_update_interval: Update the targets every this many gradient steps.
         target_entropy: Target entropy of the auto-tuning (``"auto"``: ``-action_dim``).
@@ -131,8 +136,10 @@ class DrQv2SAC(SAC):
 
     Raises:
         TypeError: If the policy is not a ``DrQv2SACPolicy``.
-        ValueError: If ``use_sde`` is True, ``target_encoder`` is unknown, or ``encoder_tau`` is
-            out of range or given with ``target_encoder="online"``.
+        ValueError: If ``use_sde`` is True, ``target_encoder`` is unknown, ``encoder_tau`` is
+            out of range or given with ``target_encoder="online"``, ``n_steps > 1`` with a buffer
+            that has no n-step returns, or ``replay_buffer_kwargs`` give another ``n_steps`` or
+            ``gamma`` than the algorithm's.
 
     Examples:
         >>> import gymnasium as gym
@@ -254,7 +261,13 @@ class DrQv2SAC(SAC):
 
     def _setup_model(self) -> None:
         self._check_target_options()  # again: SB3's load sets the attributes after __init__
-        super()._setup_model()
+        self.n_steps, self.replay_buffer_kwargs = n_step_buffer_kwargs(
+            self.n_steps, self.gamma, self.replay_buffer_class, self.replay_buffer_kwargs, self.observation_space
+        )
+        with warnings.catch_warnings():
+            # n_steps reached the buffer (or was refused) above: SB3's "n_steps is ignored" would be wrong.
+            warnings.filterwarnings("ignore", message=N_STEP_IGNORED_WARNING)
+            super()._setup_model()
         if not isinstance(self.policy, DrQv2SACPolicy):
             raise TypeError(f"DrQv2SAC needs a DrQv2SACPolicy, got {type(self.policy).__name__}.")
         self._head_params = [p for q in self.critic.q_networks for p in q.parameters()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import fields
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from pixelrl.buffers.compact_layout import (
 from pixelrl.buffers.compact_state import pickled_state, unpickled_state
 from pixelrl.buffers.frame_ring import FrameRing, ring_device
 from pixelrl.buffers.goal_env import check_goal_env, check_relabelled_rewards
+from pixelrl.buffers.nstep import check_n_step_options, n_step_samples
 from pixelrl.buffers.row_ids import with_row_ids, with_rows_gathered
 
 __all__ = ["CompactHerReplayBuffer"]
@@ -54,6 +56,11 @@ class CompactHerReplayBuffer(HerReplayBuffer):
     checks that each step's stacks continue the stored ones; a reset in the middle of a stored
     episode (`learn(reset_num_timesteps=True)`) closes it as truncated, with a warning.
 
+    With `n_steps > 1` the same rows and goals are drawn, and each row's reward, `next_obs`, done
+    and `discounts` become n-step ones (`pixelrl.buffers.nstep`): a relabelled row sums
+    `compute_reward` of every step's achieved goal with ITS relabelled goal, and its `next_obs`
+    (frames and vectors of step `t+k-1`) keeps that goal.
+
     Args:
         buffer_size: Maximum number of transitions, summed over envs.
         observation_space: Dict space with `achieved_goal`, `desired_goal` and the stacked
@@ -80,12 +87,16 @@ class CompactHerReplayBuffer(HerReplayBuffer):
             (`"cuda"`, or `"auto"`: CUDA when present) keeps them there and gathers stacks there,
             so a GPU run copies only each step's new frames, not a 43 MB batch per update. Saved
             buffers hold host arrays; loaded without that device, frames stay in host memory.
+        n_steps: n-step returns (SB3's `NStepReplayBuffer` spelling); 1 (default) is SB3's
+            one-step HER sampling and leaves `discounts` None. `DrQv2SAC(n_steps=...)` sets it.
+        gamma: Discount factor of the n-step sums and of `discounts = gamma ** k`; give the
+            algorithm's `gamma`.
 
     Raises:
         ValueError: If the pixel key is missing or not `(C, H, W)` uint8, `frame_stack` does
             not divide `C`, goal keys are missing, the env has no `compute_reward`,
-            `optimize_memory_usage` is set, an option is out of range, or the frames do not fit
-            in the free memory of `frames_device`.
+            `optimize_memory_usage` is set, an option (`n_steps`, `gamma` included) is out of
+            range, or the frames do not fit in the free memory of `frames_device`.
         TypeError: If an option is given under both of its spellings.
 
     Examples:
@@ -98,6 +109,7 @@ class CompactHerReplayBuffer(HerReplayBuffer):
     env: VecEnv | None
     observation_space: spaces.Dict
     infos: Array
+    _drawn_goals: Array
 
     def __init__(
         self,
@@ -122,7 +134,10 @@ class CompactHerReplayBuffer(HerReplayBuffer):
         image_key: str | None = None,
         min_episode_length: int = 25,
         frames_device: th.device | str | None = None,
+        n_steps: int = 1,
+        gamma: float = 0.99,
     ) -> None:
+        check_n_step_options(n_steps, gamma)
         layout = CompactLayout.build(
             buffer_size, observation_space, action_space, n_envs, frame_stack, pixel_key, copy_info_dict,
             min_episode_length,
@@ -158,6 +173,8 @@ class CompactHerReplayBuffer(HerReplayBuffer):
         self._episode_steps = np.zeros(n_envs, dtype=np.int64)
         self.pixel_key = pixel_key
         self.min_episode_length = min_episode_length
+        self.n_steps = int(n_steps)
+        self.gamma = float(gamma)
         self.sample_augmentation = sample_augmentation
         self._layout = layout
         self._ring = ring
@@ -336,7 +353,9 @@ class CompactHerReplayBuffer(HerReplayBuffer):
 
         Returns:
             The batch: pixels `(B, C, H, W)` uint8, vector keys in their stored dtype,
-            actions `(B, action_dim)`, rewards and dones `(B, 1)` float32, all on `device`.
+            actions `(B, action_dim)`, rewards and dones `(B, 1)` float32, all on `device`;
+            with `n_steps > 1`, n-step rewards, dones and `next_observations`, and
+            `discounts` `(B, 1)` float32 (`gamma ** k`), else `discounts` None.
 
         Raises:
             RuntimeError: Before the first episode has finished.
@@ -344,8 +363,24 @@ class CompactHerReplayBuffer(HerReplayBuffer):
                 return one reward per row.
         """
         batch = super().sample(batch_size, env)
-        batch = with_rows_gathered(batch, self.pixel_key, self._pixel_stacks, self.device, self.observation_space)
+        ahead = None
+        if self.n_steps > 1:
+            rows = batch.observations[self.pixel_key].numpy()
+            goals = self._drawn_goals
+            del self._drawn_goals  # this batch's only
+            batch, ahead = n_step_samples(
+                self, batch, rows[:, 0], rows[:, 1], goals, n_steps=self.n_steps, gamma=self.gamma, env=env
+            )
+        # n-step: next_obs stacks are gathered at step t+k-1 directly, in the same single gather.
+        gather = partial(self._pixel_stacks, ahead=ahead)
+        batch = with_rows_gathered(batch, self.pixel_key, gather, self.device, self.observation_space)
         return self.sample_augmentation(batch)
+
+    def _sample_goals(self, batch_indices: Array, env_indices: Array) -> Array:
+        goals = super()._sample_goals(batch_indices, env_indices)
+        if self.n_steps > 1:
+            self._drawn_goals = goals  # SB3 returns them normalised; n-step rewards need them as drawn
+        return goals
 
     def _get_real_samples(
         self, batch_indices: Array, env_indices: Array, env: VecNormalize | None = None
@@ -367,10 +402,10 @@ class CompactHerReplayBuffer(HerReplayBuffer):
     ) -> DictReplayBufferSamples:
         raise NotImplementedError("CompactHerReplayBuffer samples whole-episode transitions only; call sample().")
 
-    def _pixel_stacks(self, batch_indices: Array, env_indices: Array) -> th.Tensor:
-        """`(2, B, C, H, W)` uint8 obs and next_obs stacks, where the frames live."""
+    def _pixel_stacks(self, batch_indices: Array, env_indices: Array, ahead: Array | None = None) -> th.Tensor:
+        """`(2, B, C, H, W)` uint8 obs and next_obs stacks (next_obs `ahead` steps on), where the frames live."""
         steps = (batch_indices - self.ep_start[batch_indices, env_indices]) % self.buffer_size
-        return self._ring.stacks(batch_indices, env_indices, steps)
+        return self._ring.stacks(batch_indices, env_indices, steps, ahead)
 
     def get_observations(self, batch_indices: Array, env_indices: Array) -> tuple[ObsDict, ObsDict]:
         """Rebuild the stored `obs` and `next_obs` of transitions in finished episodes.

@@ -2,7 +2,8 @@
 
 - Version 2 (this one): the buffer's attributes with every per-transition array cut to the
   filled rows (the fields of `TransitionArrays` are the attribute names), the frame ring as a
-  `FrameRingState` under `"_ring"`, and `"format_version": 2`.
+  `FrameRingState` under `"_ring"`, and `"format_version": 2`. A state saved before n-step
+  returns has no `n_steps` and `gamma`: it loads with `n_steps=1`, the sampling it had.
 - Version 1 (pixelrl before the frame ring was composed; no `"format_version"`): the arrays in
   a `"_saved_arrays"` dict keyed `"frames"`, `"observations/<key>"`, ..., the frame ring's
   bookkeeping as buffer attributes, and `augmentation` / `image_keys` / `frames_device` as
@@ -24,6 +25,7 @@ __all__ = ["FORMAT_VERSION", "pickled_state", "unpickled_state", "upgrade_state"
 
 FORMAT_VERSION = 2
 Array = np.ndarray[Any, Any]
+_ONE_STEP = {"n_steps": 1, "gamma": 0.99}  # what buffers saved before n-step returns sample with
 
 
 def pickled_state(
@@ -91,9 +93,9 @@ def upgrade_state(state: dict[str, Any]) -> dict[str, Any]:
     """
     version = state.get("format_version", 1 if "_saved_arrays" in state else None)
     if version == FORMAT_VERSION:
-        return dict(state)
+        return {**_ONE_STEP, **state}
     if version == 1:
-        return _from_version_1(state)
+        return {**_ONE_STEP, **_from_version_1(state)}
     raise ValueError(
         f"This CompactHerReplayBuffer was saved in format version {version!r}; this pixelrl reads versions 1 and "
         f"{FORMAT_VERSION}. Load it with the pixelrl version that saved it (or a newer one), or start a new buffer "

@@ -20,6 +20,8 @@ from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
 from pixelrl.buffers.augmentation import AugmentFn, SampleAugmentation, sample_augmentation_property
 from pixelrl.buffers.goal_env import check_goal_env, check_relabelled_rewards
+from pixelrl.buffers.nstep import check_n_step_options, n_step_samples
+from pixelrl.buffers.row_ids import ROW_IDS_KEY, with_row_ids, without_row_ids
 
 __all__ = ["AugmentFn", "DrQDictReplayBuffer", "HerDrQDictReplayBuffer", "check_goal_env"]
 
@@ -122,6 +124,11 @@ class HerDrQDictReplayBuffer(HerReplayBuffer):
     holds for every relabelled row. With `pad=0` it returns exactly what `HerReplayBuffer`
     returns.
 
+    With `n_steps > 1` SB3 draws the same rows and goals, and each row's reward, `next_obs`,
+    done and `discounts` become n-step ones (`pixelrl.buffers.nstep`) before augmentation: a
+    relabelled row sums `compute_reward` of every step's achieved goal with ITS relabelled goal,
+    and its `next_obs` (all keys at step `t+k-1`) keeps that goal.
+
     Args:
         buffer_size: Maximum number of transitions (across all envs).
         observation_space: Dict space with `achieved_goal`, `desired_goal` and an image key.
@@ -140,11 +147,16 @@ class HerDrQDictReplayBuffer(HerReplayBuffer):
         aug_fn: The same as `augmentation` (another spelling; give one of the two).
         image_keys: Keys to augment; default every uint8 image key.
         image_key: One key to augment, the same as `image_keys=[image_key]`.
+        n_steps: n-step returns (SB3's `NStepReplayBuffer` spelling); 1 (default) is SB3's
+            one-step HER sampling and leaves `discounts` None. `DrQv2SAC(n_steps=...)` sets it.
+        gamma: Discount factor of the n-step sums and of `discounts = gamma ** k`; give the
+            algorithm's `gamma`.
 
     Raises:
         ValueError: If goal keys are missing, the env has no `compute_reward`, there is no
-            image key, or `pad < 0`. The first relabelled batch raises it too if
-            `compute_reward` fails or does not return one reward per row.
+            image key, `pad < 0`, `n_steps < 1` or `gamma` is outside `[0, 1]`. The first
+            relabelled batch raises it too if `compute_reward` fails or does not return one
+            reward per row.
         TypeError: If an option is given under both of its spellings.
     """
 
@@ -167,7 +179,10 @@ class HerDrQDictReplayBuffer(HerReplayBuffer):
         aug_fn: AugmentFn | None = None,
         image_keys: Sequence[str] | None = None,
         image_key: str | None = None,
+        n_steps: int = 1,
+        gamma: float = 0.99,
     ) -> None:
+        check_n_step_options(n_steps, gamma)
         self.sample_augmentation = SampleAugmentation.from_options(
             observation_space, pad=pad, augmentation=augmentation, aug_fn=aug_fn, image_keys=image_keys,
             image_key=image_key,
@@ -187,8 +202,11 @@ class HerDrQDictReplayBuffer(HerReplayBuffer):
             goal_selection_strategy=goal_selection_strategy,
             copy_info_dict=copy_info_dict,
         )
+        self.n_steps = int(n_steps)
+        self.gamma = float(gamma)
         self._rewards_checked = False
 
+    _drawn_goals: Array
     augmentation = sample_augmentation_property("augmentation")
     image_keys = sample_augmentation_property("image_keys")
 
@@ -207,7 +225,8 @@ class HerDrQDictReplayBuffer(HerReplayBuffer):
         self._rewards_checked = False
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(_upgraded(state))
+        # Saved before n-step returns: no n_steps, one-step sampling as it had.
+        super().__setstate__({"n_steps": 1, "gamma": 0.99, **_upgraded(state)})
         self._rewards_checked = False
 
     def sample(  # type: ignore[override]
@@ -216,20 +235,35 @@ class HerDrQDictReplayBuffer(HerReplayBuffer):
         """Sample a HER batch (real + relabelled), then augment its images.
 
         HER merges `_get_real_samples` and `_get_virtual_samples` without going through
-        `_get_samples`, so augmentation hooks `sample` itself.
+        `_get_samples`, so augmentation (and n-step returns) hook `sample` itself.
 
         Args:
             batch_size: Number of transitions.
             env: Optional `VecNormalize` to normalise observations and rewards.
 
         Returns:
-            The augmented batch.
+            The augmented batch; with `n_steps > 1` its rewards, dones and `next_observations`
+            are n-step ones and `discounts` is `(B, 1)` float32 `gamma ** k` (else None).
 
         Raises:
             ValueError: On the first relabelled batch, if `compute_reward` fails or does not
                 return one reward per row.
         """
-        return self.sample_augmentation(super().sample(batch_size, env))
+        batch = super().sample(batch_size, env)
+        if self.n_steps > 1:
+            batch, rows = without_row_ids(batch, ROW_IDS_KEY)
+            goals = self._drawn_goals
+            del self._drawn_goals  # this batch's only
+            batch, _ = n_step_samples(
+                self, batch, rows[:, 0], rows[:, 1], goals, n_steps=self.n_steps, gamma=self.gamma, env=env
+            )
+        return self.sample_augmentation(batch)
+
+    def _get_real_samples(
+        self, batch_indices: Array, env_indices: Array, env: VecNormalize | None = None
+    ) -> DictReplayBufferSamples:
+        samples = super()._get_real_samples(batch_indices, env_indices, env)
+        return with_row_ids(samples, ROW_IDS_KEY, batch_indices, env_indices) if self.n_steps > 1 else samples
 
     def _get_virtual_samples(
         self, batch_indices: Array, env_indices: Array, env: VecNormalize | None = None
@@ -237,4 +271,11 @@ class HerDrQDictReplayBuffer(HerReplayBuffer):
         if not self._rewards_checked and len(batch_indices):
             check_relabelled_rewards(self, batch_indices, env_indices)
             self._rewards_checked = True
-        return super()._get_virtual_samples(batch_indices, env_indices, env)
+        samples = super()._get_virtual_samples(batch_indices, env_indices, env)
+        return with_row_ids(samples, ROW_IDS_KEY, batch_indices, env_indices) if self.n_steps > 1 else samples
+
+    def _sample_goals(self, batch_indices: Array, env_indices: Array) -> Array:
+        goals = super()._sample_goals(batch_indices, env_indices)
+        if self.n_steps > 1:
+            self._drawn_goals = goals  # SB3 returns them normalised; n-step rewards need them as drawn
+        return goals

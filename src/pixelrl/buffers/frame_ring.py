@@ -268,13 +268,15 @@ class FrameRing:
         self.written[env_idx] += 1
         return slot
 
-    def stacks(self, batch_indices: Array, env_indices: Array, steps: Array) -> th.Tensor:
+    def stacks(self, batch_indices: Array, env_indices: Array, steps: Array, ahead: Array | None = None) -> th.Tensor:
         """Rebuild the `obs` and `next_obs` stacks of stored transitions, where the frames live.
 
         Args:
             batch_indices: `(B,)` int transition slots.
             env_indices: `(B,)` int env indices.
             steps: `(B,)` int step of each transition in its episode (0 at the first step).
+            ahead: `(B,)` int; `next_obs` is then that of the transition `ahead` steps later in
+                the same episode (n-step returns). `None`: each transition's own.
 
         Returns:
             `(2, B, C, H, W)` uint8 tensor, `obs` then `next_obs`, on `device` (CPU for a NumPy ring).
@@ -283,7 +285,9 @@ class FrameRing:
         age = np.arange(self.layout.frame_stack - 1, -1, -1)  # oldest frame first, as the wrapper stacks
         # Frames from before the episode are its first frame repeated: clamp the age at the step.
         obs_slots = newest[:, None] - np.minimum(age[None, :], steps[:, None])
-        next_slots = newest[:, None] + 1 - np.minimum(age[None, :], steps[:, None] + 1)
+        # An episode's frames are consecutive slots, so a later step's newest frame is `ahead` slots on.
+        next_newest, next_steps = (newest, steps) if ahead is None else (newest + ahead, steps + ahead)
+        next_slots = next_newest[:, None] + 1 - np.minimum(age[None, :], next_steps[:, None] + 1)
         slots = np.stack((obs_slots, next_slots)) % self.layout.frame_rows  # (2, B, frame_stack)
         frames = self.storage.gather(slots, env_indices[None, :, None])
         return frames.reshape(2, len(newest), *self.layout.stack_shape)

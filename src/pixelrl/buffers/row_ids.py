@@ -6,6 +6,9 @@ SB3's, draw for draw), but under the pixel key it puts each row's `(slot, env)` 
 stacks; after SB3's concatenation the ids are swapped for stacks gathered in one go where the
 frames live. Concatenating the stacks themselves would copy a chapter-sized batch (2 x 21.7 MB
 at batch 256) once more, which tripled the sampling time on CPU.
+
+The n-step returns of both HER pixel buffers (`pixelrl.buffers.nstep`) read the ids too;
+`HerDrQDictReplayBuffer`, whose pixels SB3 samples itself, carries them under `ROW_IDS_KEY`.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 
-__all__ = ["with_row_ids", "with_rows_gathered"]
+__all__ = ["ROW_IDS_KEY", "with_row_ids", "with_rows_gathered", "without_row_ids"]
 
 Array = np.ndarray[Any, Any]
+ROW_IDS_KEY = "_pixelrl_row_ids"
+"""Where a buffer that has no key to spare (`HerDrQDictReplayBuffer`) carries row ids; removed after sampling."""
 
 
 def with_row_ids(
@@ -63,3 +68,23 @@ def with_rows_gathered(
         observations=filled(batch.observations, stacks[0]),
         next_observations=filled(batch.next_observations, stacks[1]),
     )
+
+
+def without_row_ids(batch: DictReplayBufferSamples, key: str) -> tuple[DictReplayBufferSamples, Array]:
+    """Remove the row ids `with_row_ids` put under `key`.
+
+    Args:
+        batch: SB3's concatenated batch, row ids under `key`.
+        key: Where they are.
+
+    Returns:
+        `(batch, ids)`: the batch without `key`, and the `(B, 2)` int64 `(slot, env)` of its rows.
+    """
+    ids = batch.observations[key].numpy()
+
+    def dropped(observations: dict[str, th.Tensor]) -> dict[str, th.Tensor]:
+        return {name: value for name, value in observations.items() if name != key}
+
+    return batch._replace(
+        observations=dropped(batch.observations), next_observations=dropped(batch.next_observations)
+    ), ids
