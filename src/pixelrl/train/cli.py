@@ -22,6 +22,7 @@ import tyro
 
 from pixelrl.train import commands
 from pixelrl.train.config import PRESETS, ConfigError, TrainConfig, resolve_base
+from pixelrl.train.sweep.command import SweepArgs, run_sweep
 
 __all__ = ["PROG", "SUBCOMMANDS", "Subcommand", "main", "parse_train_args"]
 
@@ -68,6 +69,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "compare": Subcommand(commands.CompareArgs, commands.run_compare),
     "verify": Subcommand(commands.VerifyArgs, commands.run_verify),
     "probe": Subcommand(commands.ProbeArgs, commands.run_probe),
+    "sweep": Subcommand(SweepArgs, run_sweep),
 }
 """Every subcommand of ``pixelrl-train``, in the order ``--help`` lists them."""
 

@@ -114,7 +114,7 @@ def write_json(path: Path, data: Any) -> None:
         handle.write("\n")
 
 
-def save_atomically(path: Path, save: Callable[[IO[bytes]], None]) -> None:
+def save_atomically(path: Path, save: Callable[[IO[bytes]], object]) -> None:
     """Call ``save(file)`` on a temporary file and rename it to ``path`` (for SB3's and matplotlib's savers)."""
     with atomic_write(path, "wb") as handle:
         save(handle)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -293,6 +294,7 @@ class PeriodicEvalCallback(BaseCallback):
         self.logger.record("eval/success_rate", result["success_rate"])
         self.logger.record("eval/mean_final_goal_distance", result["mean_final_goal_distance"])
         self.logger.record("eval/train_minutes", self.clock.seconds / 60)
+        self.logger.record("time/load_average_1min", os.getloadavg()[0])  # runs timed under the same load compare
         self.logger.dump(self.num_timesteps)
         if self.stop_at_success is not None:
             self._hits = self._hits + 1 if result["success_rate"] >= self.stop_at_success else 0

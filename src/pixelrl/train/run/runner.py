@@ -16,7 +16,7 @@ from typing import Any
 
 import gymnasium as gym
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+from stable_baselines3.common.logger import KVWriter, Logger, TensorBoardOutputFormat
 
 from pixelrl.train.config import TrainConfig
 from pixelrl.train.run.artifacts import RunPaths
@@ -47,12 +47,16 @@ class RunResult:
     eval: dict[str, Any] | None
 
 
-def train(config: TrainConfig, extra_callbacks: list[BaseCallback] | None = None) -> RunResult:
+def train(
+    config: TrainConfig, extra_callbacks: list[BaseCallback] | None = None, extra_outputs: list[KVWriter] | None = None
+) -> RunResult:
     """Run (or resume) one training run and write every artifact.
 
     Args:
         config: The run configuration (checked by `prepared_run` first).
-        extra_callbacks: More SB3 callbacks (e.g. a study's progress reporter).
+        extra_callbacks: More SB3 callbacks.
+        extra_outputs: More SB3 logger outputs: each receives every row the run logs (a study's
+            reporter forwards them to Ray Tune).
 
     Returns:
         The run's result.
@@ -64,7 +68,7 @@ def train(config: TrainConfig, extra_callbacks: list[BaseCallback] | None = None
     with prepared_run(config) as run:
         for note in run.notes:
             print(f"pixelrl-train: {note}", file=sys.stderr, flush=True)
-        num_timesteps, wall = _learn(run, extra_callbacks or [])
+        num_timesteps, wall = _learn(run, extra_callbacks or [], extra_outputs or [])
         result = None
         if run.config.eval_episodes > 0:
             paths = run.paths
@@ -72,15 +76,15 @@ def train(config: TrainConfig, extra_callbacks: list[BaseCallback] | None = None
     return RunResult(run.config, run.paths, num_timesteps, wall, result)
 
 
-def _learn(run: PreparedRun, extra_callbacks: list[BaseCallback]) -> tuple[int, float]:
+def _learn(run: PreparedRun, extra_callbacks: list[BaseCallback], extra_outputs: list[KVWriter]) -> tuple[int, float]:
     config, paths, model = run.config, run.paths, run.model
     paths.log_dir.mkdir(parents=True, exist_ok=True)
-    model.set_logger(
-        Logger(
-            str(paths.log_dir),
-            [TensorBoardOutputFormat(str(paths.log_dir)), JsonlOutputFormat(paths.log_dir / "progress.jsonl")],
-        )
-    )
+    outputs: list[KVWriter] = [
+        TensorBoardOutputFormat(str(paths.log_dir)),
+        JsonlOutputFormat(paths.log_dir / "progress.jsonl"),
+        *extra_outputs,
+    ]
+    model.set_logger(Logger(str(paths.log_dir), outputs))
     last_good = [str(run.resume_from.model) if run.resume_from else "none yet"]
     watchdog = WatchdogCallback(lambda: last_good[0])
     watchdog.set_wall_offset(run.wall_offset)
