@@ -23,7 +23,9 @@ def test_defaults_are_the_chapters_working_configuration():
 
 
 def test_every_preset_has_its_own_tag():
-    tags = {name: resolve_base(name, None).run_tag for name in PRESETS}
+    chapter = ("step0", "step1", "step2", "step4", "full-state")
+    tags = {name: resolve_base(name, None).run_tag for name in chapter}
+    assert len({resolve_base(name, None).run_id for name in PRESETS}) == len(PRESETS)  # recipes included
     assert tags == {
         "step0": "nature_flat_noDrQ_sharedEnc_noProprio",
         "step1": "manip_noDrQ_sharedEnc",
@@ -123,3 +125,20 @@ def test_compact_buffer_keeps_frames_on_the_training_gpu_unless_told_otherwise(
     _, kwargs = factory.buffer_setup(config)
     got = kwargs.get("frames_device")
     assert (None if got is None else got.type) == expected
+
+
+def test_recipes_are_presets_and_flags_and_files_go_over_them(tmp_path):
+    from pixelrl.train.cli import parse_train_args
+    from pixelrl.train.config import RECIPES
+
+    for name, settings in RECIPES.items():
+        config = resolve_base(name, None)
+        config.validate()
+        for key, value in settings.items():
+            expected = tuple(value) if isinstance(value, list) else value
+            assert getattr(config, key) == expected, (name, key)
+    assert resolve_base("fetchreach", None).proprio and resolve_base("fetchreach", None).goal_mode == "strict"
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('preset = "fetchreach"\nbatch_size = 64\n')
+    config = parse_train_args(["--config", str(cfg), "--learning-rate", "3e-4"])
+    assert (config.env, config.batch_size, config.learning_rate, config.normalize) == ("FetchReach-v4", 64, 3e-4, True)

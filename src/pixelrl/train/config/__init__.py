@@ -5,20 +5,21 @@
 - `train_config`: [TrainConfig][pixelrl.train.config.TrainConfig], every setting of a run, and
   [overlay][pixelrl.train.config.overlay], the one way presets, demos, files and saved metadata
   are laid over a config.
-- `presets`: the chapter's steps and the demos.
+- `presets`: the chapter's steps, the validated recipes and the demos.
 - `files`: TOML / YAML / JSON config files read as plain data.
 """
 
 from __future__ import annotations
 
 from pixelrl.train.config.files import load_config_file
-from pixelrl.train.config.presets import DEMOS, PRESETS, PresetName, demo_overlay, resolve_base
+from pixelrl.train.config.presets import DEMOS, PRESETS, RECIPES, PresetName, demo_overlay, resolve_base
 from pixelrl.train.config.settings import ROLES, ConfigError, Role
 from pixelrl.train.config.train_config import Overlay, TrainConfig, overlay
 
 __all__ = [
     "DEMOS",
     "PRESETS",
+    "RECIPES",
     "ROLES",
     "ConfigError",
     "Overlay",

@@ -15,9 +15,12 @@ from pixelrl.train.config.files import load_config_file
 from pixelrl.train.config.settings import ConfigError, echo
 from pixelrl.train.config.train_config import Overlay, TrainConfig, overlay
 
-__all__ = ["DEMOS", "PRESETS", "Overlay", "PresetName", "demo_overlay", "overlay", "resolve_base"]
+__all__ = ["DEMOS", "PRESETS", "RECIPES", "PresetName", "demo_overlay", "resolve_base"]
 
-PresetName = Literal["step0", "step1", "step2", "step4", "full-state"]
+PresetName = Literal[
+    "step0", "step1", "step2", "step4", "full-state",
+    "pointreach", "pointpush", "pointpush-state", "fetchreach", "fetchreach-state", "fetchpush-state",
+]  # fmt: skip
 
 #: Each step of the chapter's investigation of encoder wiring, as settings over the defaults.
 PRESETS: dict[str, Overlay] = {
@@ -39,6 +42,30 @@ PRESETS: dict[str, Overlay] = {
     # The state-vector control.
     "full-state": {"full_state": True, "total_steps": 2_000_000},
 }  # fmt: skip
+
+_RECIPE_RUNS: Overlay = {"n_envs": 1, "gradient_steps": 1, "learning_rate": 1e-3, "ent_coef": "auto", "normalize": True,
+                          "learning_starts": 1_000, "eval_freq": 1_000, "eval_freq_episodes": 20}  # fmt: skip
+_PIXELS_STRICT: Overlay = {"goal_mode": "strict", "image_size": 32, "frame_stack": 2, "batch_size": 128}
+
+#: Settings that learn, measured from state first and then from pixels (``docs/learning.md``):
+#: one env and one update per env step, learning rate 1e-3, automatic entropy tuning and
+#: running normalization of the vector inputs (what rl-zoo3's state recipes use), with small
+#: strict pixel observations (the position the task depends on only in the image).
+RECIPES: dict[str, Overlay] = {
+    "pointreach": {**_RECIPE_RUNS, **_PIXELS_STRICT, "env": "pixelrl/PointReach-v0", "tau": 0.05, "num_filters": 16,
+                   "buffer_size": 100_000, "total_steps": 20_000},
+    "pointpush": {**_RECIPE_RUNS, **_PIXELS_STRICT, "env": "pixelrl/PointPush-v0", "tau": 0.05, "num_filters": 16,
+                  "buffer_size": 200_000, "total_steps": 100_000},
+    "pointpush-state": {**_RECIPE_RUNS, "env": "pixelrl/PointPush-v0", "full_state": True, "tau": 0.05,
+                        "batch_size": 256, "buffer_size": 200_000, "total_steps": 50_000},
+    "fetchreach": {**_RECIPE_RUNS, **_PIXELS_STRICT, "env": "FetchReach-v4", "camera": "reach", "hide_goal": True,
+                   "tau": 0.01, "num_filters": 16, "buffer_size": 100_000, "total_steps": 20_000},
+    "fetchreach-state": {**_RECIPE_RUNS, "env": "FetchReach-v4", "full_state": True, "batch_size": 256,
+                         "buffer_size": 100_000, "total_steps": 10_000},
+    "fetchpush-state": {**_RECIPE_RUNS, "env": "FetchPush-v4", "full_state": True, "tau": 0.05, "batch_size": 256,
+                        "buffer_size": 1_000_000, "total_steps": 500_000, "eval_freq": 10_000},
+}  # fmt: skip
+PRESETS.update(RECIPES)
 
 #: ``pixelrl-train demo``: a MuJoCo-free pixel task that a 2-core CPU learns in minutes
 #: (``pixelrl``), and the chapter's FetchPush demo at 84 x 84 (``fetch``: every artifact in a few

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from tyro.constructors import PrimitiveConstructorSpec
-
 __all__ = [
     "MAX_ECHO",
     "NUMBER_AS_TEXT",
@@ -164,16 +162,20 @@ def _json_object(args: list[str]) -> dict[str, Scalar]:
     return value
 
 
-EnvKwargs = Annotated[
-    dict[str, Scalar],
-    PrimitiveConstructorSpec(
+try:  # the command line's parser (the cli extra); the settings work without it, e.g. for recipes in Python
+    from tyro.constructors import PrimitiveConstructorSpec
+
+    _ENV_KWARGS_ON_THE_COMMAND_LINE: Any = PrimitiveConstructorSpec(
         nargs=1,
         metavar="JSON",
         instance_from_str=_json_object,
         is_instance=lambda value: isinstance(value, dict),
         str_from_instance=lambda value: [json.dumps(value, sort_keys=True)],
-    ),
-]
+    )
+except ImportError:  # pragma: no cover - tyro ships with the cli extra
+    _ENV_KWARGS_ON_THE_COMMAND_LINE = "a JSON object on the command line"
+
+EnvKwargs = Annotated[dict[str, Scalar], _ENV_KWARGS_ON_THE_COMMAND_LINE]
 """Extra keyword arguments of ``gym.make``: a dict of scalars, written as a JSON object on the command line."""
 
 

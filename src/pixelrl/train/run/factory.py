@@ -19,6 +19,7 @@ from pixelrl.train.config import ConfigError, TrainConfig
 
 __all__ = [
     "algorithm_class",
+    "algorithm_kwargs",
     "buffer_setup",
     "build_model",
     "check_env_id",
@@ -235,6 +236,46 @@ def algorithm_class(config: TrainConfig) -> type[SAC]:
     return DrQv2SAC if config.algorithm == "drqv2sac" else SAC
 
 
+def algorithm_kwargs(config: TrainConfig) -> dict[str, Any]:
+    """Everything the config passes to the algorithm's constructor besides the env (policy included).
+
+    For SB3 users: ``algorithm_class(config)(env=vec_env, **algorithm_kwargs(config))`` builds the
+    model `pixelrl-train` would (see `pixelrl.train.recipes`).
+
+    Args:
+        config: The run configuration.
+
+    Returns:
+        ``policy``, ``policy_kwargs``, the replay buffer class and kwargs, and every hyperparameter.
+    """
+    policy, policy_kwargs = policy_setup(config)
+    buffer_class, buffer_kwargs = buffer_setup(config)
+    # DrQv2SAC takes n_steps itself; SB3's SAC would only warn that a custom buffer ignores it,
+    # so it gets n-step returns from the buffer's kwargs alone.
+    extra: dict[str, Any] = (
+        {"target_encoder": config.target_encoder, "n_steps": config.n_steps} if config.algorithm == "drqv2sac" else {}
+    )
+    return {
+        "policy": policy,
+        "learning_rate": config.learning_rate,
+        "buffer_size": config.buffer_size,
+        "learning_starts": config.learning_starts,
+        "batch_size": config.batch_size,
+        "tau": config.tau,
+        "gamma": config.gamma,
+        "train_freq": 1,
+        "gradient_steps": config.gradient_steps,
+        "ent_coef": config.ent_coef_value(),
+        "replay_buffer_class": buffer_class,
+        "replay_buffer_kwargs": buffer_kwargs,
+        "policy_kwargs": policy_kwargs,
+        "seed": config.seed,
+        "device": config.device,
+        "verbose": 0,
+        **extra,
+    }
+
+
 def build_model(config: TrainConfig, vec_env: VecEnv) -> SAC:
     """A fresh SAC model for the config (policy, HER/DrQ buffer, hyperparameters).
 
@@ -245,33 +286,7 @@ def build_model(config: TrainConfig, vec_env: VecEnv) -> SAC:
     Returns:
         The model.
     """
-    policy, policy_kwargs = policy_setup(config)
-    buffer_class, buffer_kwargs = buffer_setup(config)
-    # DrQv2SAC takes n_steps itself; SB3's SAC would only warn that a custom buffer ignores it,
-    # so it gets n-step returns from the buffer's kwargs alone.
-    extra: dict[str, Any] = (
-        {"target_encoder": config.target_encoder, "n_steps": config.n_steps} if config.algorithm == "drqv2sac" else {}
-    )
-    return algorithm_class(config)(
-        policy,
-        vec_env,
-        learning_rate=config.learning_rate,
-        buffer_size=config.buffer_size,
-        learning_starts=config.learning_starts,
-        batch_size=config.batch_size,
-        tau=config.tau,
-        gamma=config.gamma,
-        train_freq=1,
-        gradient_steps=config.gradient_steps,
-        ent_coef=config.ent_coef_value(),
-        replay_buffer_class=buffer_class,
-        replay_buffer_kwargs=buffer_kwargs,
-        policy_kwargs=policy_kwargs,
-        seed=config.seed,
-        device=config.device,
-        verbose=0,
-        **extra,
-    )
+    return algorithm_class(config)(env=vec_env, **algorithm_kwargs(config))
 
 
 def load_model(model_path: Path, env: VecEnv | None, config: TrainConfig, device: str = "auto") -> SAC:
