@@ -169,3 +169,34 @@ def test_periodic_evaluations_log_the_learning_curve_and_can_stop_the_run(tiny):
     assert stopped.num_timesteps == 200 + stopping.n_envs  # stops at the step after the second evaluation
     budget = train(tiny(total_steps=100_000, max_train_minutes=0.05, out_dir=paths.log_dir.parents[3] / "budget"))
     assert budget.num_timesteps < 100_000
+
+
+def test_a_replay_buffer_from_another_run_is_refused_before_training(tiny, tmp_path):
+    other = tiny(total_steps=200, checkpoint_freq=200, save_replay_buffer=True, frame_stack=3,
+                 out_dir=tmp_path / "other")  # fmt: skip
+    config = tiny(total_steps=200, checkpoint_freq=200, save_replay_buffer=True)
+    train(other)
+    train(config)
+    mine = RunPaths.of(config).periodic(200)[2]
+    mine.write_bytes(RunPaths.of(other).periodic(200)[2].read_bytes())  # same size would pass; content differs
+    meta_path = RunPaths.of(config).periodic(200)[1]
+    meta = json.loads(meta_path.read_text())
+    meta["replay_buffer_bytes"] = mine.stat().st_size
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(
+        ConfigError, match=r"step200\.buffer\.pkl was saved for observations .* It belongs to another run"
+    ):
+        train(config.replace(total_steps=400, resume=True))
+
+
+def test_a_diverged_run_exits_1_with_the_step_and_the_last_checkpoint(tmp_path, capsys):
+    from pixelrl.train.cli import main
+
+    status = main(["train", "--env", "pixelrl/PointReach-v0", "--image-size", "16", "--frame-stack", "2",
+                   "--n-envs", "1", "--batch-size", "8", "--buffer-size", "2000", "--learning-starts", "150",
+                   "--checkpoint-freq", "100", "--total-steps", "1000", "--ent-coef", "1e38", "--threads", "1",
+                   "--no-progress", "--out-dir", str(tmp_path)])  # fmt: skip
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "training stopped: the network parameter" in err and "The last good checkpoint is" in err
+    assert "step100.zip" in err

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pixelrl.train.config.settings import ConfigError, echo
+from pixelrl.train.config.settings import MAX_ECHO, ConfigError
 
 __all__ = ["MAX_CONFIG_BYTES", "load_config_file"]
 
@@ -80,7 +80,8 @@ def load_config_file(path: Path) -> dict[str, Any]:
     except ConfigError:
         raise
     except Exception as exc:
-        raise ConfigError(f"Config file {path} could not be parsed: {echo(str(exc))[1:-1]}") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"Config file {path} could not be parsed: {first[:MAX_ECHO]}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"Config file {path} must hold a mapping of settings, got {type(data).__name__}.")
     return data

@@ -67,15 +67,13 @@ RECIPES: dict[str, Overlay] = {
 }  # fmt: skip
 PRESETS.update(RECIPES)
 
-#: ``pixelrl-train demo``: a MuJoCo-free pixel task that a 2-core CPU learns in minutes
-#: (``pixelrl``), and the chapter's FetchPush demo at 84 x 84 (``fetch``: every artifact in a few
-#: minutes, far too short to succeed).
+#: ``pixelrl-train demo``: the ``pointreach`` recipe, strict (the agent's position only in the
+#: image), which a 2-core CPU learns in minutes (``pixelrl``); and the chapter's FetchPush demo
+#: at 84 x 84 (``fetch``: every artifact in a few minutes, far too short to succeed).
 DEMOS: dict[str, Overlay] = {
     "pixelrl": {
-        "env": "pixelrl/PointReach-v0", "image_size": 32, "frame_stack": 2, "n_envs": 4, "batch_size": 64,
-        "buffer_size": 50_000, "learning_starts": 1_000, "total_steps": 16_000, "checkpoint_freq": 4_000,
-        "save_replay_buffer": True, "eval_episodes": 20, "log_interval": 4, "grad_norm_freq": 1_000,
-        "tag": "demo",
+        **RECIPES["pointreach"], "total_steps": 8_000, "buffer_size": 50_000, "checkpoint_freq": 4_000,
+        "save_replay_buffer": True, "eval_episodes": 20, "log_interval": 4, "grad_norm_freq": 1_000, "tag": "demo",
     },
     "fetch": {
         "n_envs": 2, "total_steps": 3_000, "batch_size": 32, "buffer_size": 20_000, "learning_starts": 500,

@@ -4,10 +4,44 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pixelrl.train.config import TrainConfig
+
 if TYPE_CHECKING:
     from pixelrl.train.run.runner import RunResult
 
-__all__ = ["print_summary"]
+__all__ = ["networks_receive", "print_summary"]
+
+# (what the proprioception preset holds, what the task's position is), per env family.
+_INPUTS = {
+    "pixelrl/PointReach-v0": ("the agent's velocity", "the agent's position"),
+    "pixelrl/PointPush-v0": ("the agent's position and velocity", "the object's position"),
+    "FetchReach-strict": ("the gripper's opening and velocities", "the gripper's position"),
+    "FetchReach": ("the gripper's position, opening and velocities", "the gripper's position"),
+    "Fetch": ("the gripper's position, opening and velocities", "the object's position"),
+}
+
+
+def networks_receive(config: TrainConfig) -> str:
+    """One sentence saying what the networks received: which inputs, and where the task's position came from.
+
+    Examples:
+        >>> from pixelrl.train.config import resolve_base
+        >>> networks_receive(resolve_base("fetchreach", None))  # doctest: +ELLIPSIS
+        "32 x 32 pixels (2 stacked frames), the gripper's opening and velocities and the desired goal; the..."
+    """
+    if config.full_state:
+        return "the env's state vector and the goal vectors (no pixels)"
+    family = config.env if config.env.startswith("pixelrl/") else "Fetch"
+    if config.env.startswith("FetchReach"):
+        family = "FetchReach-strict" if config.goal_mode == "strict" else "FetchReach"
+    proprio, position = _INPUTS.get(family, ("its proprioception", "the task's position"))
+    parts = [f"{config.image_size} x {config.image_size} pixels ({config.frame_stack} stacked frames)"]
+    parts += [proprio] if config.proprio else []
+    parts.append("both goal vectors" if config.goal_mode == "both" else "the desired goal")
+    text = ", ".join(parts[:-1]) + " and " + parts[-1]
+    if config.goal_mode == "strict":
+        return f"{text}; {position} only from the pixels (strict)"
+    return f"{text}; {position} also as a vector (not strict)"
 
 
 def print_summary(result: RunResult, extra: dict[str, str] | None = None) -> None:
@@ -28,6 +62,7 @@ def print_summary(result: RunResult, extra: dict[str, str] | None = None) -> Non
     table.add_row("env steps", f"{result.num_timesteps:,}")
     table.add_row("wall time", f"{result.wall_seconds / 60:.1f} min ({rate:.1f} steps/s over all segments)")
     table.add_row("encoder routing", config.routing)
+    table.add_row("the networks received", networks_receive(config))
     if result.eval is not None:
         ev = result.eval
         tts = ev["mean_time_to_success"]
