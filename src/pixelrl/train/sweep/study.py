@@ -13,7 +13,7 @@ Study file::
     goal_mode = "strict"
     [grid]                      # each combination is a configuration ...
     n_steps = [1, 3]
-    [configurations.fast]       # ... and/or named configurations over the base
+    [configurations.fast]       # ... and/or named configurations over the base (a `preset` key too)
     learning_rate = 1e-3
     [resources]
     concurrency = 2             # trials at a time
@@ -133,10 +133,12 @@ class Study:
         else:
             settings = dict(configuration)
             name = "search-" + "_".join(f"{k}-{_short(v)}" for k, v in sorted(settings.items()))
-        base = overlay(resolve_base(self.base.get("preset"), None), _without(self.base, "preset"), "study base")
+        # A configuration's own preset replaces the base's; then the base's settings, then its own.
+        preset = settings.get("preset", self.base.get("preset"))
+        base = overlay(resolve_base(preset, None), _without(self.base, "preset"), "study base")
         threads = max(int(self.resources.cpus_per_trial), 1)
         run = {"seed": seed, "out_dir": str(out_dir), "tag": name[:100], "threads": threads, "progress": True}
-        return overlay(overlay(base, settings, f"configuration {name}"), run, "study")
+        return overlay(overlay(base, _without(settings, "preset"), f"configuration {name}"), run, "study")
 
     def trials(self) -> list[tuple[str, int]]:
         """Every ``(configuration, seed)`` of a grid or list study."""
