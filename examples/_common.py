@@ -13,6 +13,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from pixelrl.train.config import TrainConfig
 from pixelrl.train.run.factory import make_env
+from pixelrl.train.run.normalization import normalized, statistics_path
 
 
 def add_env_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +22,7 @@ def add_env_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=84)
     parser.add_argument("--frame-stack", type=int, default=4)
     parser.add_argument("--goal-mode", default="strict", choices=["both", "strict"])
-    parser.add_argument("--camera", default="default", choices=["default", "close"])
+    parser.add_argument("--camera", default="default", choices=["default", "close", "reach"])
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -38,5 +39,17 @@ def env_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def load_model(path: Path, config: TrainConfig) -> Any:
+    """The model, with the (frozen) observation statistics it was trained with when it used --normalize.
+
+    ``model.predict(obs)`` then takes raw observations like the env's: a model trained on
+    normalized vector inputs would act on nonsense without its statistics.
+    """
     # Any SAC subclass loads as SAC for prediction; SB3 needs an env to rebuild a HER buffer.
-    return SAC.load(path, env=DummyVecEnv([lambda: make_env(config)]), device="cpu")
+    env: Any = DummyVecEnv([lambda: make_env(config)])
+    if config.normalize:
+        env = normalized(env, config.gamma, statistics_path(path), training=False)
+    model = SAC.load(path, env=env, device="cpu")
+    if config.normalize:
+        predict = model.predict
+        model.predict = lambda obs, **kwargs: predict(env.normalize_obs(obs), **kwargs)  # type: ignore[method-assign]
+    return model

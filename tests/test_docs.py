@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -54,3 +55,27 @@ def test_no_docstring_uses_a_role_the_docs_site_cannot_render():
         if ROLE.search(line)
     ]
     assert leaks == []
+
+
+def _doc_value(cell: str) -> object:
+    text = cell.strip().strip("`")
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def test_the_reference_documents_every_recipe_as_the_code_declares_it():
+    from pixelrl.train.config import RECIPES, resolve_base
+
+    text = (ROOT / "docs" / "cli.md").read_text()
+    sections = re.findall(r"`--preset ([\w-]+)` \(run id `([^`]+)`\):\n\n((?:\|.*\n)+)", text)
+    assert {name for name, _, _ in sections} == set(RECIPES)
+    for name, run_id, table in sections:
+        config = resolve_base(name, None)
+        assert run_id == config.run_id, name
+        for row in table.splitlines()[2:]:
+            key, value = (cell.strip() for cell in row.strip("|").split("|")[:2])
+            assert getattr(config, key.strip("`")) == _doc_value(value), (name, key)

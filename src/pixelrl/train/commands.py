@@ -73,7 +73,7 @@ class DemoArgs:
     seed: int = 0
     """Random seed."""
     total_steps: int | None = None
-    """Environment steps (default: 16,000 for pixelrl/* envs, 3,000 for Fetch)."""
+    """Environment steps (default: 8,000 for pixelrl/* envs, 3,000 for Fetch)."""
     resume: bool = False
     """Continue an interrupted demo."""
 
@@ -195,7 +195,8 @@ def run_eval(args: EvalArgs) -> int:
             saved = TrainConfig.from_dict(read_meta(meta_path)["config"])
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
-        suffix = "" if checkpoint.parent.name == "checkpoints" else f"_{checkpoint.stem}"
+        is_final = checkpoint.name == f"{saved.run_name}.zip"
+        suffix = "" if is_final else f"_{checkpoint.stem}"
         out = saved.results_path / f"{saved.run_name}{suffix}_eval.json"
     result = evaluate_checkpoint(checkpoint, meta_path, args.episodes, out, seed=args.seed, device=args.device)
     print(

@@ -14,6 +14,7 @@ from stable_baselines3.common.save_util import load_from_zip_file
 from pixelrl.train.config import ConfigError, TrainConfig
 from pixelrl.train.run.artifacts import RunPaths
 from pixelrl.train.run.callbacks import NonFiniteLossError
+from pixelrl.train.run.checkpoints import find_resume_point
 from pixelrl.train.run.preflight import prepared_run
 from pixelrl.train.run.runner import train
 
@@ -55,6 +56,10 @@ def test_every_checkpoint_holds_every_transition_collected_before_it(tiny):
 
     train(config, extra_callbacks=[ReadBack()])
     assert seen == {100: 100, 200: 200}  # no transition lost to the save
+    # Only the newest buffer is kept; the older checkpoints stay complete, as model-only ones.
+    point = find_resume_point(paths)
+    assert point.skipped == [] and point.checkpoint is not None and point.checkpoint.num_timesteps == 300
+    assert json.loads(paths.periodic(100)[1].read_text())["replay_buffer"] is None
 
 
 def test_extending_a_finished_run_resumes_from_the_checkpoint_with_its_buffer(tiny):

@@ -45,7 +45,7 @@ class JsonlOutputFormat(KVWriter):
         row: dict[str, Any] = {"time/total_timesteps": int(step)}
         for key, value in key_values.items():
             excluded = key_excluded.get(key) or ()
-            if "json" in excluded:
+            if "json" in excluded or key == "time/total_timesteps":  # the step stays an integer
                 continue
             if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
                 row[key] = float(value) if math.isfinite(float(value)) else str(float(value))

@@ -30,6 +30,7 @@ __all__ = [
     "CheckpointInfo",
     "ResumePoint",
     "find_resume_point",
+    "forget_buffer",
     "read_meta",
     "resume_config",
     "save_checkpoint",
@@ -181,6 +182,15 @@ def save_checkpoint(
     if buffer_path is not None:
         save_atomically(buffer_path, lambda f: model.save_replay_buffer(f))  # type: ignore[arg-type]
     write_json(meta_path, _meta(config, model, wall, model_path, buffer_path, stats))
+
+
+def forget_buffer(meta_path: Path) -> None:
+    """Record in a checkpoint's metadata that its replay buffer was deleted (it stays a model-only checkpoint)."""
+    try:
+        meta = read_meta(meta_path)
+    except (OSError, ValueError):
+        return  # not a complete checkpoint: nothing to keep consistent
+    write_json(meta_path, {**meta, "replay_buffer": None, "replay_buffer_bytes": None})
 
 
 def resume_config(config: TrainConfig, meta: dict[str, Any], source: Path) -> TrainConfig:

@@ -210,6 +210,12 @@ def _prepare_locked(config: TrainConfig, paths: RunPaths) -> PreparedRun:
     except Exception as exc:  # a bad env setting surfaces here; the message names it
         raise ConfigError(f"Cannot build {config.env} as configured: {type(exc).__name__}: {exc}") from None
     try:
+        try:
+            # The first render: a broken OpenGL setup is refused here, before any work (below a
+            # VecNormalize, whose statistics must not see this extra observation).
+            getattr(vec_env, "venv", vec_env).reset()
+        except Exception as exc:
+            raise ConfigError(f"{config.env} could not be reset and rendered ({type(exc).__name__}: {exc}).") from None
         _check_episode_fits(config, vec_env)
         check_memory(config, vec_env.observation_space, vec_env.action_space)
         model = _model(config, vec_env, checkpoint, notes)

@@ -28,7 +28,7 @@ from pixelrl.train.run.callbacks import (
     ProgressCallback,
     WatchdogCallback,
 )
-from pixelrl.train.run.checkpoints import save_checkpoint
+from pixelrl.train.run.checkpoints import forget_buffer, save_checkpoint
 from pixelrl.train.run.evaluate import evaluate_checkpoint, evaluate_policy_episodes
 from pixelrl.train.run.factory import make_env
 from pixelrl.train.run.preflight import PreparedRun, prepared_run
@@ -158,10 +158,11 @@ def _periodic_saver(run: PreparedRun, watchdog: WatchdogCallback, last_good: lis
         save_checkpoint(config, model, watchdog.wall_seconds, model_path, meta_path, buffer)
         last_good[0] = str(model_path)
         # Keep only the newest buffer (each is as large as the replay memory itself), and only once
-        # the new one is complete.
+        # the new one is complete; the older checkpoints stay complete, as model-only ones.
         if buffer is not None:
             for old in paths.periodic_dir.glob("step*.buffer.pkl"):
                 if old != buffer_path:
+                    forget_buffer(old.with_name(old.name.replace(".buffer.pkl", ".meta.json")))
                     old.unlink()
 
     return save
