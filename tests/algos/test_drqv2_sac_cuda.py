@@ -73,3 +73,40 @@ def test_learns_on_cuda_with_the_compact_her_buffer() -> None:
     assert encoder and all(after[k].is_cuda for k in encoder)
     assert any(not th.equal(before[k], after[k]) for k in encoder)
     assert th.isfinite(th.tensor(model.logger.name_to_value["train/critic_loss"]))
+
+
+def test_compiled_update_with_cuda_graphs_trains_like_the_eager_one_and_never_syncs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.algos.test_drqv2_update import assert_same_training
+    from tests.algos.test_drqv2_update import make as make_small
+
+    monkeypatch.setattr(th.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(th.backends.cuda.matmul, "allow_tf32", False)
+    eager = make_small(device="cuda")
+    compiled = make_small(device="cuda", compile_update=True)
+    compiled.policy.load_state_dict(eager.policy.state_dict())
+    batches = [_to(fixed_batch(eager, seed=i), "cuda") for i in range(9)]
+    logged = []
+    for model in (eager, compiled):
+        stream = iter(batches)
+        model.replay_buffer.sample = lambda *args, stream=stream, **kwargs: next(stream)
+        th.manual_seed(7)  # the noise comes from the CUDA generator: the same for both
+        model.train(gradient_steps=6, batch_size=fixed_batch(eager).actions.shape[0])  # compiles, records the graphs
+        logged.append(dict(model.logger.name_to_value))
+    assert compiled._updater.cuda_graphs and compiled.compile_seconds is not None
+
+    # Replayed steps read nothing back: any synchronising CUDA call raises in "error" mode.
+    step = compiled._updater._step
+
+    def never_syncing(batch: DictReplayBufferSamples):  # type: ignore[no-untyped-def]
+        th.cuda.set_sync_debug_mode("error")
+        try:
+            return step(batch)
+        finally:
+            th.cuda.set_sync_debug_mode("default")
+
+    monkeypatch.setattr(compiled._updater, "_step", never_syncing)
+    for model in (eager, compiled):
+        model.train(gradient_steps=3, batch_size=fixed_batch(eager).actions.shape[0])
+    assert_same_training(eager, compiled, logged[:1], logged[1:], tol=1e-3)

@@ -144,7 +144,7 @@ def test_resume_after_sigkill_continues_from_the_last_checkpoint(tmp_path):
     # Continued, not restarted: the earlier checkpoints were not rewritten, and every step logged
     # after the resume point is beyond it.
     for name, mtime in saved.items():
-        if name.endswith((".zip", ".meta.json")):
+        if name.endswith(".zip"):  # (metadata is rewritten when its buffer is replaced by a newer one)
             assert (periodic / name).stat().st_mtime_ns == mtime, f"{name} was rewritten"
     steps = [int(json.loads(line)["time/total_timesteps"]) for line in progress.read_text().splitlines()]
     resumed = steps[logged_before:]
@@ -261,8 +261,10 @@ def test_demo_learns_and_writes_every_artifact(tmp_path):
     assert (tmp_path / "checkpoints" / f"{run}.meta.json").is_file()
     # The final step's buffer is kept with a periodic checkpoint, so extending the run keeps it.
     assert {p.name for p in (tmp_path / "checkpoints" / run).iterdir()} == {
-        "step4000.zip", "step4000.meta.json", "step4100.zip", "step4100.meta.json", "step4100.buffer.pkl",
+        "step4000.zip", "step4000.meta.json", "step4000.vecnormalize.pkl",
+        "step4100.zip", "step4100.meta.json", "step4100.vecnormalize.pkl", "step4100.buffer.pkl",
     }  # fmt: skip
+    assert (tmp_path / "checkpoints" / f"{run}.vecnormalize.pkl").is_file()  # the recipe normalizes
     assert json.loads((tmp_path / "results" / f"{run}_eval.json").read_text())["episodes"] == 20
     assert (tmp_path / "results" / f"{run}_curves.png").read_bytes()[:4] == b"\x89PNG"
     assert list((tmp_path / "runs" / "demo" / "pixelrl-PointReach-v0" / "seed0").glob("events.out.tfevents.*"))

@@ -9,28 +9,27 @@ encoded once with gradients, ``next_obs`` once without, and the actor reuses the
 
 from __future__ import annotations
 
+import io
+import pathlib
 import warnings
+from collections.abc import Iterable
 from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.preprocessing import preprocess_obs
-from stable_baselines3.common.type_aliases import (
-    DictReplayBufferSamples,
-    GymEnv,
-    PyTorchObs,
-    ReplayBufferSamples,
-    Schedule,
-)
-from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, RolloutReturn, Schedule, TrainFreq
+from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.sac.policies import SACPolicy
 
+from pixelrl.algos.drqv2_update import DrQv2Update, Samples
 from pixelrl.algos.n_step import N_STEP_IGNORED_WARNING, n_step_buffer_kwargs
-from pixelrl.policies import CriticEncoderActor, CriticEncoderCritic, DrQv2SACPolicy, sac_maths
+from pixelrl.algos.overlap import OverlappedCollection, check_overlap, gives_overlap
+from pixelrl.policies import CriticEncoderActor, CriticEncoderCritic, DrQv2SACPolicy
 
 __all__ = ["DrQv2SAC", "TargetEncoder"]
 
@@ -44,8 +43,6 @@ TargetEncoder = Literal["separate", "online"]
 """
 
 _TARGET_ENCODERS: tuple[str, ...] = get_args(TargetEncoder)
-
-Samples = DictReplayBufferSamples | ReplayBufferSamples
 
 
 class DrQv2SAC(SAC):
@@ -91,7 +88,11 @@ class DrQv2SAC(SAC):
           whatever the interval.
         - Losses are averaged on the device and read once per ``train`` call (one sync), not
           once per gradient step. Logged names are SB3's: ``train/critic_loss``,
-          ``train/actor_loss``, ``train/ent_coef``, ``train/ent_coef_loss``, ``train/n_updates``.
+          ``train/actor_loss``, ``train/ent_coef``, ``train/ent_coef_loss``, ``train/n_updates``
+          (and ``train/compile_seconds`` once, with ``compile_update``).
+        - The temperature is stepped after the critic (its loss reads neither the encoder nor the
+          Q heads, so the order changes nothing) and the policy's Gaussian noise is drawn before
+          the update, in SB3's order (`pixelrl.algos.drqv2_update`).
         - gSDE (``use_sde=True``) is not supported.
 
     Args:
@@ -133,13 +134,23 @@ class DrQv2SAC(SAC):
             ``docs/performance.md``) but its target moves with every critic step.
         encoder_tau: Polyak coefficient of the target encoder, in ``(0, 1]``; ``None`` uses
             ``tau``. Only for ``target_encoder="separate"``.
+        compile_update: Run the update through ``torch.compile`` (CUDA graphs on CUDA;
+            `pixelrl.algos.drqv2_update`): the eager update's losses and parameters up to float
+            rounding, after a one-time compile in the first ``train`` call (`compile_seconds`).
+            Saved with the model; ``DrQv2SAC.load(path, compile_update=...)`` changes it.
+        overlap_collection: Step the envs while the update runs (`pixelrl.algos.overlap`): the
+            collecting policy is one update behind; each update sees the transitions it sees
+            without overlap. Needs a `SubprocVecEnv` (a `DummyVecEnv` warns and collects without
+            overlap) and, with HER, in-process rewards (``replay_buffer_kwargs=dict(compute_reward=...)``).
 
     Raises:
         TypeError: If the policy is not a ``DrQv2SACPolicy``.
         ValueError: If ``use_sde`` is True, ``target_encoder`` is unknown, ``encoder_tau`` is
             out of range or given with ``target_encoder="online"``, ``n_steps > 1`` with a buffer
             that has no n-step returns, or ``replay_buffer_kwargs`` give another ``n_steps`` or
-            ``gamma`` than the algorithm's.
+            ``gamma`` than the algorithm's; at ``learn``, if ``overlap_collection`` meets a HER
+            buffer that asks the env for rewards.
+        CompileUpdateError: With ``compile_update``, where torch cannot compile (at the first update).
 
     Examples:
         >>> import gymnasium as gym
@@ -193,6 +204,8 @@ class DrQv2SAC(SAC):
         *,
         target_encoder: TargetEncoder = "separate",
         encoder_tau: float | None = None,
+        compile_update: bool = False,
+        overlap_collection: bool = False,
     ) -> None:
         self._check_policy_class(policy)
         if use_sde:
@@ -202,6 +215,9 @@ class DrQv2SAC(SAC):
             )
         self.target_encoder: TargetEncoder = target_encoder
         self.encoder_tau = encoder_tau
+        self.compile_update = compile_update
+        self.overlap_collection = overlap_collection
+        self._overlap = OverlappedCollection()
         self._check_target_options()
         super().__init__(
             policy,
@@ -270,22 +286,20 @@ class DrQv2SAC(SAC):
             super()._setup_model()
         if not isinstance(self.policy, DrQv2SACPolicy):
             raise TypeError(f"DrQv2SAC needs a DrQv2SACPolicy, got {type(self.policy).__name__}.")
-        self._head_params = [p for q in self.critic.q_networks for p in q.parameters()]
-        self._target_head_params = [p for q in self.critic_target.q_networks for p in q.parameters()]
-        self._encoder_params = list(self.critic.features_extractor.parameters())
-        self._target_encoder_params = list(self.critic_target.features_extractor.parameters())
+        self._updater = DrQv2Update(self, compile=self.compile_update)
 
     def _excluded_save_params(self) -> list[str]:
-        return [
-            *super()._excluded_save_params(),
-            "_head_params",
-            "_target_head_params",
-            "_encoder_params",
-            "_target_encoder_params",
-        ]
+        return [*super()._excluded_save_params(), "_updater", "_overlap"]
 
-    def _preprocess(self, obs: PyTorchObs) -> PyTorchObs:
-        return preprocess_obs(obs, self.policy.observation_space, normalize_images=self.policy.normalize_images)
+    @property
+    def compile_seconds(self) -> float | None:
+        """Seconds the first compiled update took (compiling included); None without ``compile_update`` or before it."""
+        return self._updater.compile_seconds
+
+    @property
+    def step_in_flight(self) -> bool:
+        """Whether an env step has been sent and not yet received (only ever during an update)."""
+        return self._overlap.in_flight
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         """Run ``gradient_steps`` DrQ-v2 updates (see the class docstring) and log their losses.
@@ -304,6 +318,7 @@ class DrQv2SAC(SAC):
         ent_coefs: list[th.Tensor] = []
         actor_losses: list[th.Tensor] = []
         critic_losses: list[th.Tensor] = []
+        compiled_before = self.compile_seconds is not None
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             ent_coef, ent_coef_loss, critic_loss, actor_loss = self._update(replay_data)
@@ -313,9 +328,9 @@ class DrQv2SAC(SAC):
             if ent_coef_loss is not None:
                 ent_coef_losses.append(ent_coef_loss)
             if (self._n_updates + gradient_step) % self.target_update_interval == 0:
-                self._update_targets()
+                self._updater.update_targets()
             if self.target_encoder == "online":
-                self._copy_encoder_to_target()
+                self._updater.copy_encoder_to_target()
 
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
@@ -324,67 +339,74 @@ class DrQv2SAC(SAC):
         self.logger.record("train/critic_loss", _mean(critic_losses))
         if ent_coef_losses:
             self.logger.record("train/ent_coef_loss", _mean(ent_coef_losses))
+        if not compiled_before and self.compile_seconds is not None:
+            self.logger.record("train/compile_seconds", self.compile_seconds)
 
     def _update(self, replay_data: Samples) -> tuple[th.Tensor, th.Tensor | None, th.Tensor, th.Tensor]:
         """One gradient step on one batch; returns detached ``(ent_coef, ent_coef_loss, critic_loss, actor_loss)``."""
-        discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-        encoder = self.critic.features_extractor
-        obs = self._preprocess(replay_data.observations)
-        next_obs = self._preprocess(replay_data.next_observations)
+        losses = self._updater(replay_data)
+        return losses.ent_coef, losses.ent_coef_loss, losses.critic_loss, losses.actor_loss
 
-        features: th.Tensor = encoder(obs)  # the only pass that back-propagates
-        actor_features = features.detach()
-        # Drawn before the next actions, as SAC.train does, so both see the same random numbers.
-        actions_pi, log_prob = self.actor.action_log_prob_from_features(actor_features)
+    # -- overlapped collection (pixelrl.algos.overlap) ---------------------------------------------
 
-        ent_coef_loss: th.Tensor | None = None
-        if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-            ent_coef = th.exp(self.log_ent_coef.detach())
-            assert isinstance(self.target_entropy, float)
-            ent_coef_loss = sac_maths.entropy_coef_loss(self.log_ent_coef, log_prob, self.target_entropy)
-            self.ent_coef_optimizer.zero_grad()
-            ent_coef_loss.backward()
-            self.ent_coef_optimizer.step()
-        else:
-            ent_coef = self.ent_coef_tensor
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        train_freq: TrainFreq,
+        replay_buffer: ReplayBuffer,
+        action_noise: ActionNoise | None = None,
+        learning_starts: int = 0,
+        log_interval: int | None = None,
+    ) -> RolloutReturn:
+        """SB3's collection; overlapped, its first step is the one sent before the update, and it sends the next."""
+        overlap = self.overlap_collection and gives_overlap(env)
+        view = self._overlap.receive(env) if overlap else env  # receives the step in flight
+        rollout = super().collect_rollouts(view, callback, train_freq, replay_buffer, action_noise, learning_starts,
+                                           log_interval)  # fmt: skip
+        if overlap and rollout.continue_training and self.num_timesteps < self._total_timesteps:
+            self._overlap.launch(env, *self._sample_action(learning_starts, action_noise, env.num_envs))
+        return rollout
 
-        with th.no_grad():
-            next_features: th.Tensor = encoder(next_obs)
-            next_actions, next_log_prob = self.actor.action_log_prob_from_features(next_features)
-            if self.target_encoder == "separate":
-                next_features = self.critic_target.features_extractor(next_obs)
-            next_q = self.critic_target.q_values_from_features(next_features, next_actions)
-            target_q = sac_maths.soft_td_target(
-                replay_data.rewards, replay_data.dones, discounts, next_q, next_log_prob, ent_coef
-            )
+    def _sample_action(
+        self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        arrived = self._overlap.take_actions()  # the received step's, chosen before the update
+        return arrived if arrived is not None else super()._sample_action(learning_starts, action_noise, n_envs)
 
-        critic_loss = sac_maths.critic_loss(self.critic.q_values_from_features(features, replay_data.actions), target_q)
-        self.critic.optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic.optimizer.step()
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        if self._overlap.discard():  # left by a learn() that raised: the env moved past _last_obs
+            self._last_obs = None  # SB3 resets the env
+        if self.overlap_collection and self.env is not None:
+            check_overlap(self.env, self.replay_buffer)
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
-        # DrQ-v2's actor step: pre-critic-step features (detached), post-step Q heads.
-        q_pi = self.critic.q_values_from_features(actor_features, actions_pi)
-        actor_loss = sac_maths.actor_loss(q_pi, log_prob, ent_coef)
-        self.actor.optimizer.zero_grad()
-        actor_loss.backward()
-        self.actor.optimizer.step()
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        """SB3's ``set_env``; a step in flight on (or received from) the old env is dropped first (see `save`)."""
+        if self._overlap.discard():
+            force_reset = True
+        super().set_env(env, force_reset)
 
-        detached_ent_loss = None if ent_coef_loss is None else ent_coef_loss.detach()
-        return ent_coef.detach().reshape(()), detached_ent_loss, critic_loss.detach(), actor_loss.detach()
+    def save(
+        self,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> None:
+        """SB3's ``save``, never with an env step in flight (`pixelrl.algos.overlap`: none is, in callbacks).
 
-    def _update_targets(self) -> None:
-        polyak_update(self._head_params, self._target_head_params, self.tau)
-        if self.target_encoder == "separate":
-            encoder_tau = self.tau if self.encoder_tau is None else self.encoder_tau
-            polyak_update(self._encoder_params, self._target_encoder_params, encoder_tau)
-        # Copy running stats, as SAC does (SB3 issue #996).
-        polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
-
-    def _copy_encoder_to_target(self) -> None:
-        with th.no_grad():
-            for target, online in zip(self._target_encoder_params, self._encoder_params, strict=True):
-                target.copy_(online)
+        A step is only left in flight when ``learn`` raised during an update: it is dropped first.
+        """
+        if self._overlap.drop_in_flight():
+            self._last_obs = None
+        super().save(path, exclude, include)
 
 
 def _mean(values: list[th.Tensor]) -> float:

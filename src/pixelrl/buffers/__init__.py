@@ -7,6 +7,8 @@
 - `RandomShiftAug`: the DrQ pad-and-crop augmentation as an `nn.Module`.
 - `SampleAugmentation`: applies an augmentation to the image keys of a sampled batch; the three
   pixel buffers above compose one.
+- `EnvComputeReward`: HER rewards computed in this process (the HER buffers' ``compute_reward``)
+  instead of an IPC call to a subprocess env, for envs whose reward is a pure function of the goals.
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ from pixelrl.buffers.augmentation import AugmentFn, RandomShiftAug, SampleAugmen
 from pixelrl.buffers.compact import CompactHerReplayBuffer
 from pixelrl.buffers.drq import DrQDictReplayBuffer, HerDrQDictReplayBuffer
 from pixelrl.buffers.goal_env import check_goal_env
+from pixelrl.buffers.her_rewards import EnvComputeReward, RewardFn
 from pixelrl.buffers.pixel_replay_buffer import PixelReplayBuffer
 
 __all__ = [
     "AugmentFn",
     "CompactHerReplayBuffer",
     "DrQDictReplayBuffer",
+    "EnvComputeReward",
     "HerDrQDictReplayBuffer",
     "PixelReplayBuffer",
     "RandomShiftAug",
+    "RewardFn",
     "SampleAugmentation",
     "check_goal_env",
 ]

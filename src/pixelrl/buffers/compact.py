@@ -28,6 +28,7 @@ from pixelrl.buffers.compact_layout import (
 from pixelrl.buffers.compact_state import pickled_state, unpickled_state
 from pixelrl.buffers.frame_ring import FrameRing, ring_device
 from pixelrl.buffers.goal_env import check_goal_env, check_relabelled_rewards
+from pixelrl.buffers.her_rewards import RewardFn, virtual_samples
 from pixelrl.buffers.nstep import check_n_step_options, n_step_samples
 from pixelrl.buffers.row_ids import with_row_ids, with_rows_gathered
 
@@ -91,6 +92,9 @@ class CompactHerReplayBuffer(HerReplayBuffer):
             one-step HER sampling and leaves `discounts` None. `DrQv2SAC(n_steps=...)` sets it.
         gamma: Discount factor of the n-step sums and of `discounts = gamma ** k`; give the
             algorithm's `gamma`.
+        compute_reward: Computes relabelled rewards in this process instead of SB3's IPC call
+            to the first env (e.g. `EnvComputeReward`); only for envs whose ``compute_reward`` is a
+            pure function of the goals (`pixelrl.buffers.her_rewards`); picklable.
 
     Raises:
         ValueError: If the pixel key is missing or not `(C, H, W)` uint8, `frame_stack` does
@@ -136,6 +140,7 @@ class CompactHerReplayBuffer(HerReplayBuffer):
         frames_device: th.device | str | None = None,
         n_steps: int = 1,
         gamma: float = 0.99,
+        compute_reward: RewardFn | None = None,
     ) -> None:
         check_n_step_options(n_steps, gamma)
         layout = CompactLayout.build(
@@ -175,6 +180,7 @@ class CompactHerReplayBuffer(HerReplayBuffer):
         self.min_episode_length = min_episode_length
         self.n_steps = int(n_steps)
         self.gamma = float(gamma)
+        self.compute_reward = compute_reward
         self.sample_augmentation = sample_augmentation
         self._layout = layout
         self._ring = ring
@@ -335,7 +341,7 @@ class CompactHerReplayBuffer(HerReplayBuffer):
             ValueError: If the state was written in a format this version cannot read.
         """
         attributes, transitions, ring_state = unpickled_state(state)
-        super().__setstate__(attributes)
+        super().__setstate__({"compute_reward": None, **attributes})  # None: saved before in-process rewards
         self._set_transitions(transitions)
         self._ring = FrameRing.from_state_dict(ring_state, name=self.pixel_key)
         self._rewards_checked = False
@@ -394,7 +400,10 @@ class CompactHerReplayBuffer(HerReplayBuffer):
         if not self._rewards_checked and len(batch_indices):
             check_relabelled_rewards(self, batch_indices, env_indices)
             self._rewards_checked = True
-        samples = super()._get_virtual_samples(batch_indices, env_indices, env)
+        if self.compute_reward is None:
+            samples = super()._get_virtual_samples(batch_indices, env_indices, env)
+        else:
+            samples = virtual_samples(self, batch_indices, env_indices, env)
         return with_row_ids(samples, self.pixel_key, batch_indices, env_indices)
 
     def _get_samples(  # type: ignore[override]

@@ -20,6 +20,7 @@ from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
 from pixelrl.buffers.augmentation import AugmentFn, SampleAugmentation, sample_augmentation_property
 from pixelrl.buffers.goal_env import check_goal_env, check_relabelled_rewards
+from pixelrl.buffers.her_rewards import RewardFn, virtual_samples
 from pixelrl.buffers.nstep import check_n_step_options, n_step_samples
 from pixelrl.buffers.row_ids import ROW_IDS_KEY, with_row_ids, without_row_ids
 
@@ -118,11 +119,11 @@ class HerDrQDictReplayBuffer(HerReplayBuffer):
     """SB3's `HerReplayBuffer` followed by DrQ augmentation of the sampled images.
 
     HER builds the batch first (real transitions plus relabelled ones, with rewards from the
-    env's `compute_reward` on the goal VECTORS); then the image keys of `observations` and
-    `next_observations` are shifted independently. Goals, rewards, dones and actions are
-    never augmented, so `reward == compute_reward(next achieved_goal, desired_goal)` still
-    holds for every relabelled row. With `pad=0` it returns exactly what `HerReplayBuffer`
-    returns.
+    env's `compute_reward` on the goal VECTORS, or from an in-process ``compute_reward``); then
+    the image keys of `observations` and `next_observations` are shifted independently. Goals,
+    rewards, dones and actions are never augmented, so
+    `reward == compute_reward(next achieved_goal, desired_goal)` still holds for every
+    relabelled row. With `pad=0` it returns exactly what `HerReplayBuffer` returns.
 
     With `n_steps > 1` SB3 draws the same rows and goals, and each row's reward, `next_obs`,
     done and `discounts` become n-step ones (`pixelrl.buffers.nstep`) before augmentation: a
@@ -151,6 +152,10 @@ class HerDrQDictReplayBuffer(HerReplayBuffer):
             one-step HER sampling and leaves `discounts` None. `DrQv2SAC(n_steps=...)` sets it.
         gamma: Discount factor of the n-step sums and of `discounts = gamma ** k`; give the
             algorithm's `gamma`.
+        compute_reward: Computes relabelled rewards in this process instead of SB3's
+            ``env.env_method("compute_reward", ...)`` (an IPC call per batch under `SubprocVecEnv`),
+            e.g. `EnvComputeReward`. Only for envs whose ``compute_reward`` is a pure function of
+            the goals (`pixelrl.buffers.her_rewards`); picklable (saved with the buffer).
 
     Raises:
         ValueError: If goal keys are missing, the env has no `compute_reward`, there is no
@@ -181,6 +186,7 @@ class HerDrQDictReplayBuffer(HerReplayBuffer):
         image_key: str | None = None,
         n_steps: int = 1,
         gamma: float = 0.99,
+        compute_reward: RewardFn | None = None,
     ) -> None:
         check_n_step_options(n_steps, gamma)
         self.sample_augmentation = SampleAugmentation.from_options(
@@ -204,6 +210,7 @@ class HerDrQDictReplayBuffer(HerReplayBuffer):
         )
         self.n_steps = int(n_steps)
         self.gamma = float(gamma)
+        self.compute_reward = compute_reward
         self._rewards_checked = False
 
     _drawn_goals: Array
@@ -225,8 +232,8 @@ class HerDrQDictReplayBuffer(HerReplayBuffer):
         self._rewards_checked = False
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Saved before n-step returns: no n_steps, one-step sampling as it had.
-        super().__setstate__({"n_steps": 1, "gamma": 0.99, **_upgraded(state)})
+        # Saved before n-step returns (no n_steps: one-step sampling as it had) or in-process rewards.
+        super().__setstate__({"n_steps": 1, "gamma": 0.99, "compute_reward": None, **_upgraded(state)})
         self._rewards_checked = False
 
     def sample(  # type: ignore[override]
@@ -271,7 +278,10 @@ class HerDrQDictReplayBuffer(HerReplayBuffer):
         if not self._rewards_checked and len(batch_indices):
             check_relabelled_rewards(self, batch_indices, env_indices)
             self._rewards_checked = True
-        samples = super()._get_virtual_samples(batch_indices, env_indices, env)
+        if self.compute_reward is None:
+            samples = super()._get_virtual_samples(batch_indices, env_indices, env)
+        else:
+            samples = virtual_samples(self, batch_indices, env_indices, env)
         return with_row_ids(samples, ROW_IDS_KEY, batch_indices, env_indices) if self.n_steps > 1 else samples
 
     def _sample_goals(self, batch_indices: Array, env_indices: Array) -> Array:

@@ -15,6 +15,8 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
+from pixelrl.buffers.her_rewards import missing_env_error, relabelled_rewards
+
 __all__ = ["check_goal_env", "check_relabelled_rewards"]
 
 Array = np.ndarray[Any, Any]
@@ -54,34 +56,40 @@ def check_relabelled_rewards(buffer: HerReplayBuffer, batch_indices: Array, env_
 
     A reward of the wrong shape would not fail in SB3's sampling: a scalar is broadcast or a
     `(B, B)` array reshaped, and the batch silently holds wrong rewards. The buffers call this
-    once per env, before SB3 relabels their first batch.
+    once per env, before SB3 relabels their first batch. The rewards come from where the batch's
+    will come from: the buffer's in-process ``compute_reward`` when it has one, else the env.
 
     Args:
-        buffer: The HER buffer about to relabel (its env, stored goals and info dicts are read).
+        buffer: The HER buffer about to relabel (its env or ``compute_reward``, stored goals and
+            info dicts are read).
         batch_indices: `(n,)` int transition slots of the relabelled rows, `n >= 1`.
         env_indices: `(n,)` int env indices.
 
     Raises:
-        ValueError: If the buffer has no env, `compute_reward` raises, or it does not return `(rows,)`.
+        ValueError: If the rewards come from the env and the buffer has none, `compute_reward`
+            raises, or it does not return `(rows,)`.
     """
-    if buffer.env is None:
-        raise ValueError(
-            f"{type(buffer).__name__} needs a VecEnv to compute rewards for relabelled goals: pass env= or call "
-            "set_env(env) after unpickling."
-        )
+    compute_reward = getattr(buffer, "compute_reward", None)
+    in_process = compute_reward is not None
+    source = f"the buffer's compute_reward ({compute_reward!r})" if in_process else "env.compute_reward"
+    fix = (
+        "Pass a compute_reward that takes (achieved_goal, desired_goal, infos) batches, or none to use the env's."
+        if in_process
+        else _FIX
+    )
     rows = (batch_indices[:2], env_indices[:2])
     n_rows = len(rows[0])
     achieved = buffer.next_observations["achieved_goal"][rows]
     desired = buffer.observations["desired_goal"][rows]
     infos: Any = copy.deepcopy(buffer.infos[rows]) if buffer.copy_info_dict else [{} for _ in range(n_rows)]
+    if not in_process and buffer.env is None:
+        raise missing_env_error(buffer)
     try:
-        rewards = buffer.env.env_method("compute_reward", achieved, desired, infos, indices=[0])[0]
+        rewards = relabelled_rewards(buffer, achieved, desired, infos)
     except Exception as exc:  # whatever the env raises, HER cannot use it
-        raise ValueError(
-            f"env.compute_reward failed on a batch of {n_rows} goals ({type(exc).__name__}: {exc}). {_FIX}"
-        ) from exc
+        raise ValueError(f"{source} failed on a batch of {n_rows} goals ({type(exc).__name__}: {exc}). {fix}") from exc
     if np.shape(rewards) != (n_rows,):
         raise ValueError(
-            f"compute_reward must accept batches of goals and return one reward per row; for {n_rows} goals it "
-            f"returned shape {np.shape(rewards)}. Vectorise it over the leading axis."
+            f"compute_reward must accept batches of goals and return one reward per row; for {n_rows} goals "
+            f"{source if in_process else 'it'} returned shape {np.shape(rewards)}. Vectorise it over the leading axis."
         )

@@ -25,6 +25,8 @@ from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 
+from pixelrl.buffers.her_rewards import relabelled_rewards
+
 __all__ = ["check_n_step_options", "n_step_samples"]
 
 Array = np.ndarray[Any, Any]
@@ -81,7 +83,7 @@ def n_step_samples(
         compact buffer's frames, are gathered by the caller with it).
 
     Raises:
-        ValueError: If relabelled rows need rewards and the buffer has no env.
+        ValueError: If relabelled rows need rewards from the env and the buffer has none.
     """
     size = buffer.buffer_size
     n_real = len(slots) - len(relabelled_goals)
@@ -123,18 +125,12 @@ def _relabelled_rewards(buffer: HerReplayBuffer, window: Array, envs: Array, ins
     rows, steps = np.nonzero(inside)
     if not len(rows):
         return rewards
-    if buffer.env is None:
-        raise ValueError(
-            f"{type(buffer).__name__} needs a VecEnv to compute rewards for relabelled goals: pass env= or call "
-            "set_env(env) after unpickling."
-        )
     positions, position_envs = window[rows, steps], envs[rows]
     achieved = buffer.next_observations["achieved_goal"][positions, position_envs]
     if buffer.copy_info_dict:
         infos: Any = copy.deepcopy(buffer.infos[positions, position_envs])
     else:
         infos = [{} for _ in range(len(rows))]
-    # As SB3's HER: r_t = compute_reward(next achieved_goal, goal, info), with the first env's method.
-    computed = buffer.env.env_method("compute_reward", achieved, goals[rows], infos, indices=[0])[0]
-    rewards[rows, steps] = np.asarray(computed, dtype=np.float32)
+    # As SB3's HER: r_t = compute_reward(next achieved_goal, goal, info), in-process or the first env's method.
+    rewards[rows, steps] = relabelled_rewards(buffer, achieved, goals[rows], infos)
     return rewards

@@ -8,10 +8,19 @@ from stable_baselines3 import SAC, HerReplayBuffer
 from stable_baselines3.sac.policies import SACPolicy
 
 from pixelrl.algos import DrQv2SAC
-from pixelrl.buffers import CompactHerReplayBuffer, HerDrQDictReplayBuffer
+from pixelrl.buffers import CompactHerReplayBuffer, EnvComputeReward, HerDrQDictReplayBuffer
 from pixelrl.policies import DrQv2SACPolicy
 from pixelrl.train.config import ConfigError
-from pixelrl.train.run.factory import buffer_setup, build_model, check_env_id, make_vec_env, policy_setup
+from pixelrl.train.run.factory import (
+    algorithm_kwargs,
+    buffer_setup,
+    build_model,
+    check_env_id,
+    load_model,
+    make_vec_env,
+    policy_setup,
+    reward_function,
+)
 
 
 def test_make_vec_env_builds_the_configured_pixel_observation_seeded(tiny):
@@ -64,7 +73,9 @@ def test_state_runs_use_sb3s_policy_and_her_buffer(tiny):
 def test_buffer_follows_the_settings(tiny):
     buffer, kwargs = buffer_setup(tiny(her_n_sampled_goal=8, her_strategy="final"))
     assert buffer is CompactHerReplayBuffer
+    reward = kwargs.pop("compute_reward")
     assert kwargs == {"n_sampled_goal": 8, "goal_selection_strategy": "final", "pad": 0}
+    assert isinstance(reward, EnvComputeReward) and reward.env_id == "pixelrl/PointReach-v0"
     buffer, kwargs = buffer_setup(tiny(buffer="sb3", drq=True, drq_pad=2))
     assert buffer is HerDrQDictReplayBuffer and kwargs["pad"] == 2
 
@@ -83,3 +94,51 @@ def test_build_model_passes_every_hyperparameter(tiny):
         assert type(sb3) is SAC and isinstance(sb3.policy, DrQv2SACPolicy)
     finally:
         vec_env.close()
+
+
+def test_her_rewards_are_computed_in_process_as_the_training_envs_compute_them(tiny):
+    config = tiny(env_kwargs={"distance_threshold": 0.3})
+    vec_env = make_vec_env(config)
+    try:
+        rng = np.random.default_rng(0)
+        achieved = rng.uniform(-0.5, 0.5, (64, 2))
+        desired = achieved + rng.normal(0, 0.3, (64, 2))
+        expected = vec_env.env_method("compute_reward", achieved, desired, [{}] * 64, indices=[0])[0]
+        reward = reward_function(config)
+        assert reward.env_kwargs == {"distance_threshold": 0.3, "image_size": 16}
+        np.testing.assert_array_equal(reward(achieved, desired, [{}] * 64), expected)
+        assert 5 < (expected == 0).sum() < 59  # both outcomes occur
+    finally:
+        vec_env.close()
+
+
+def test_speed_options_reach_drqv2sac_and_resume_may_change_compile_update(tiny, tmp_path):
+    config = tiny(compile_update=True, overlap=True, vec_env="subproc")
+    kwargs = algorithm_kwargs(config)
+    assert (kwargs["compile_update"], kwargs["overlap_collection"]) == (True, True)
+    assert "compile_update" not in algorithm_kwargs(tiny(algo="sac"))
+    vec_env = make_vec_env(tiny())
+    try:
+        model = build_model(tiny(), vec_env)
+        assert (model.compile_update, model.overlap_collection) == (False, False)
+        model.save(tmp_path / "model.zip")
+        loaded = load_model(tmp_path / "model.zip", vec_env, tiny(compile_update=True))
+        assert loaded.compile_update is True and loaded._updater.compile
+    finally:
+        vec_env.close()
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"overlap": True}, r"--overlap steps the envs .* --vec-env dummy .* Add --vec-env subproc, or drop --overlap"),
+        ({"overlap": True, "vec_env": "subproc", "algo": "sac"}, r"--overlap is an option of DrQv2SAC.*Drop --overlap"),
+        ({"compile_update": True, "full_state": True, "image_size": 84, "frame_stack": 4},
+         r"--compile-update is an option of DrQv2SAC's update loop, but these settings train SB3's SAC"),
+    ],
+)  # fmt: skip
+def test_speed_options_that_cannot_run_are_refused_before_any_env_is_built(tiny, monkeypatch, changes, match):
+    monkeypatch.setattr("pixelrl.train.run.factory.SubprocVecEnv", None)  # building one would fail differently
+    monkeypatch.setattr("pixelrl.train.run.factory.DummyVecEnv", None)
+    with pytest.raises(ConfigError, match=match):
+        make_vec_env(tiny(**changes))

@@ -83,6 +83,9 @@ class TrainConfig:
     """Parallel environments."""
     vec_env: Literal["dummy", "subproc"] = setting("dummy", role="control")
     """dummy: all envs in this process; subproc: one process per env (renders in parallel)."""
+    overlap: bool = setting(False, role="experiment")
+    """Step the envs while the update runs (DrQv2SAC; needs --vec-env subproc); the collecting policy is one update
+    behind, so it is part of the experiment."""
     device: str = setting("auto", role="control", check=_device_check)
     """Torch device: auto, cpu, cuda, cuda:1, ..."""
     threads: int | None = setting(None, role="control", check=at_least(1))
@@ -156,6 +159,9 @@ class TrainConfig:
     """DrQv2SAC's TD target: separate Polyak target encoder (the chapter's) or the online encoder (DrQ-v2's)."""
     channels_last: bool = setting(True, role="control")
     """Run the CNN channels-last (faster convolutions on CPU; same results up to rounding)."""
+    compile_update: bool = setting(False, role="control")
+    """Compile DrQv2SAC's update with torch.compile (CUDA graphs on CUDA): faster updates after a one-time compile at
+    the first update; same results up to rounding."""
     batch_size: int = setting(256, role="experiment", check=at_least(1))
     """Minibatch size."""
     learning_rate: float = setting(1e-4, role="experiment", check=in_range(0, 1, low_open=True))

@@ -6,7 +6,7 @@ import difflib
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 from stable_baselines3 import SAC
@@ -17,6 +17,9 @@ from stable_baselines3.sac.policies import SACPolicy
 
 from pixelrl.train.config import ConfigError, TrainConfig
 
+if TYPE_CHECKING:
+    from pixelrl.buffers import EnvComputeReward
+
 __all__ = [
     "algorithm_class",
     "algorithm_kwargs",
@@ -24,11 +27,13 @@ __all__ = [
     "build_model",
     "check_env_id",
     "check_goal_space",
+    "check_speed_options",
     "load_model",
     "make_env",
     "make_vec_env",
     "policy_setup",
     "proprio_indices_for",
+    "reward_function",
 ]
 
 
@@ -146,8 +151,12 @@ def make_vec_env(
         The VecEnv.
 
     Raises:
-        ConfigError: If the observation lacks the goal keys HER needs, or saved statistics are unusable.
+        ConfigError: If the observation lacks the goal keys HER needs, saved statistics are unusable, or
+            (``training``) ``--overlap`` / ``--compile-update`` cannot run with these settings (checked first,
+            before any env is built; an evaluation's single dummy env is not checked).
     """
+    if training:
+        check_speed_options(config)
     fns: list[Callable[[], gym.Env[Any, Any]]] = [lambda: make_env(config) for _ in range(config.n_envs)]
     vec_env: VecEnv
     if config.vec_env == "subproc":
@@ -162,6 +171,25 @@ def make_vec_env(
 
         return normalized(vec_env, config.gamma, statistics, training=training)
     return vec_env
+
+
+def check_speed_options(config: TrainConfig) -> None:
+    """Check that ``--overlap`` and ``--compile-update`` can run with the rest of a training run's settings.
+
+    Raises:
+        ConfigError: For ``--overlap`` without ``--vec-env subproc`` or either option with SB3's SAC.
+    """
+    for flag, wanted in (("--overlap", config.overlap), ("--compile-update", config.compile_update)):
+        if wanted and config.algorithm != "drqv2sac":
+            raise ConfigError(
+                f"{flag} is an option of DrQv2SAC's update loop, but these settings train SB3's SAC (--algo sac, "
+                f"--no-critic-encoder or --full-state). Drop {flag}, or train DrQv2SAC (--critic-encoder, pixels)."
+            )
+    if config.overlap and config.vec_env != "subproc":
+        raise ConfigError(
+            f"--overlap steps the envs in their own processes while the update runs, but --vec-env {config.vec_env} "
+            "steps them in this process, so nothing would overlap. Add --vec-env subproc, or drop --overlap."
+        )
 
 
 def check_goal_space(space: gym.spaces.Space[Any], env_id: str) -> None:
@@ -218,7 +246,11 @@ def buffer_setup(config: TrainConfig) -> tuple[type[Any], dict[str, Any]]:
     her = {"n_sampled_goal": config.her_n_sampled_goal, "goal_selection_strategy": config.her_strategy}
     if config.full_state:
         return HerReplayBuffer, her
-    pixels: dict[str, Any] = {**her, "pad": config.drq_pad if config.drq else 0}
+    pixels: dict[str, Any] = {
+        **her,
+        "pad": config.drq_pad if config.drq else 0,
+        "compute_reward": reward_function(config),
+    }
     if config.n_steps > 1:
         pixels.update(n_steps=config.n_steps, gamma=config.gamma)
     if config.buffer == "sb3":
@@ -227,6 +259,28 @@ def buffer_setup(config: TrainConfig) -> tuple[type[Any], dict[str, Any]]:
     if config.frames_device == "auto" and device.type == "cuda":
         pixels["frames_device"] = device
     return CompactHerReplayBuffer, pixels
+
+
+def reward_function(config: TrainConfig) -> EnvComputeReward:
+    """HER's in-process reward for the config's env: ``compute_reward`` of a non-rendering copy made in this process.
+
+    Every env the command builds (Fetch tasks, ``pixelrl/*``) computes its reward from the goal vectors
+    alone, so the copy's rewards are the training envs' (tested), without an IPC call per sampled
+    batch to a subprocess env, and without which ``--overlap`` could not sample while the envs step.
+
+    Args:
+        config: The run configuration.
+
+    Returns:
+        A picklable reward function for the pixel HER buffers' ``compute_reward``.
+    """
+    from pixelrl.buffers import EnvComputeReward
+
+    _register_all()
+    kwargs = dict(config.env_kwargs)
+    if config.env.startswith("pixelrl/"):
+        kwargs["image_size"] = config.image_size  # as make_env builds it (its knobs are checked against the size)
+    return EnvComputeReward(config.env, kwargs)
 
 
 def algorithm_class(config: TrainConfig) -> type[SAC]:
@@ -252,9 +306,9 @@ def algorithm_kwargs(config: TrainConfig) -> dict[str, Any]:
     buffer_class, buffer_kwargs = buffer_setup(config)
     # DrQv2SAC takes n_steps itself; SB3's SAC would only warn that a custom buffer ignores it,
     # so it gets n-step returns from the buffer's kwargs alone.
-    extra: dict[str, Any] = (
-        {"target_encoder": config.target_encoder, "n_steps": config.n_steps} if config.algorithm == "drqv2sac" else {}
-    )
+    extra: dict[str, Any] = {}
+    if config.algorithm == "drqv2sac":
+        extra = {"target_encoder": config.target_encoder, "n_steps": config.n_steps, **_drqv2sac_options(config)}
     return {
         "policy": policy,
         "learning_rate": config.learning_rate,
@@ -274,6 +328,11 @@ def algorithm_kwargs(config: TrainConfig) -> dict[str, Any]:
         "verbose": 0,
         **extra,
     }
+
+
+def _drqv2sac_options(config: TrainConfig) -> dict[str, Any]:
+    """DrQv2SAC's speed options: set at construction, and again at load (``--compile-update`` may change on resume)."""
+    return {"compile_update": config.compile_update, "overlap_collection": config.overlap}
 
 
 def build_model(config: TrainConfig, vec_env: VecEnv) -> SAC:
@@ -298,6 +357,7 @@ def load_model(model_path: Path, env: VecEnv | None, config: TrainConfig, device
     if not model_path.is_file():
         raise ConfigError(f"Checkpoint {model_path} does not exist.")
     try:
-        return algorithm_class(config).load(model_path, env=env, device=device)
+        options = _drqv2sac_options(config) if config.algorithm == "drqv2sac" else {}
+        return algorithm_class(config).load(model_path, env=env, device=device, **options)
     except Exception as exc:
         raise ConfigError(f"Checkpoint {model_path} could not be loaded ({type(exc).__name__}: {exc}).") from exc

@@ -1,0 +1,309 @@
+"""Wall-clock levers of a DrQv2SAC run: the compiled update and overlapped collection, alone and together.
+
+Two settings, each run with pixelrl-train's own factory (``pixelrl.train.run.factory``), so every
+variant is exactly the model ``pixelrl-train train`` builds:
+
+- ``chapter``: the defaults (FetchPush-v4 pixels 84 x 84, frame stack 4, batch 256, one gradient
+  step per vec-env step) with 4 ``--vec-env subproc`` envs;
+- ``fetchreach``: ``--preset fetchreach`` (FetchReach-v4, strict goals, 32 x 32, batch 128, frame
+  stack 2, VecNormalize), where rendering and per-step overhead weigh more. The preset has 1 env;
+  overlap needs subprocess envs, so here EVERY variant runs 2 subprocess envs with gradient_steps 2
+  (the preset's one update per env step).
+
+Variants, in the same run: ``defaults``; ``compile`` (``--compile-update``); ``overlap``
+(``--overlap``); ``compile+overlap``. Each segment runs in its own process, in the order
+defaults, compile, overlap, compile+overlap, then back (ABBA), each half of the timed steps, so
+that drift on a shared machine hits all alike. A segment collects ``learning_starts`` env steps,
+makes its first update (which compiles, for the compile variants: timed apart as the compile
+time) and then times ``learn()`` end to end, env steps/s. All processes share one fresh inductor
+cache: the first compile of each setting is cold, later ones of the same graphs warm (both are
+reported). A last process times ``train()`` alone, compiled against eager, at batch 256 on the
+chapter's observation (random frames, no rendering): updates/s and the compile time.
+
+Figures are only meaningful on an otherwise idle machine (the JSON records the load averages):
+
+    python benchmarks/wallclock.py                  # the measurement: a few minutes; writes results/wallclock.json
+    python benchmarks/wallclock.py --device cuda    # on a GPU (CUDA graphs with --compile-update)
+    python benchmarks/wallclock.py --quick          # smoke test: tiny steps and batches, prints only
+
+Prints one JSON object (and writes it to ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results" / "wallclock.json"
+VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "compile": {"compile_update": True},
+    "overlap": {"overlap": True},
+    "compile+overlap": {"compile_update": True, "overlap": True},
+}
+REPORTED = ("env", "n_envs", "vec_env", "batch_size", "image_size", "gradient_steps", "compile_update", "overlap")
+SETTINGS: dict[str, tuple[str | None, dict[str, Any]]] = {
+    "chapter": (None, {"env": "FetchPush-v4", "n_envs": 4}),
+    "fetchreach": ("fetchreach", {"n_envs": 2, "gradient_steps": 2}),
+}
+
+
+def config_for(args: argparse.Namespace, setting: str, variant: str) -> Any:
+    """The TrainConfig of one setting and variant, sized for a benchmark segment."""
+    from pixelrl.train.config import overlay, resolve_base
+
+    preset, changes = SETTINGS[setting]
+    run: dict[str, Any] = {
+        **changes, **VARIANTS[variant], "vec_env": "subproc", "learning_starts": args.learning_starts,
+        "buffer_size": args.buffer_size, "checkpoint_freq": 0, "eval_freq": 0, "eval_episodes": 0,
+        "grad_norm_freq": 0, "progress": False, "threads": args.threads, "device": args.device, "seed": 0,
+    }  # fmt: skip
+    if args.quick:
+        run.update(batch_size=16, env_kwargs={"max_episode_steps": 10})
+    config = overlay(resolve_base(preset, None), run, source="wallclock.py")
+    config.validate()
+    return config
+
+
+def run_segment(args: argparse.Namespace) -> dict[str, Any]:
+    """One variant of one setting in this process: collect, first update, then ``args.steps`` timed env steps."""
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import configure
+
+    from pixelrl.train.run.factory import build_model, check_env_id, make_vec_env
+
+    class Timer(BaseCallback):
+        """From the first rollout after the first update (compile included there) to the end."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.start: tuple[float, int, int] | None = None
+            self.first_update_seconds = 0.0
+            self._collected_at: float | None = None
+            self.seconds, self.steps, self.updates = 0.0, 0, 0
+
+        def _on_rollout_end(self) -> None:
+            if self.model._n_updates == 0:  # type: ignore[attr-defined]
+                self._collected_at = time.perf_counter()
+
+        def _on_rollout_start(self) -> None:
+            n_updates = self.model._n_updates  # type: ignore[attr-defined]
+            if self.start is None and n_updates > 0:
+                self.first_update_seconds = time.perf_counter() - (self._collected_at or time.perf_counter())
+                self.start = (time.perf_counter(), self.num_timesteps, n_updates)
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_training_end(self) -> None:
+            if self.start is not None:
+                self.seconds = time.perf_counter() - self.start[0]
+                self.steps = self.num_timesteps - self.start[1]
+                self.updates = self.model._n_updates - self.start[2]  # type: ignore[attr-defined]
+
+    config = config_for(args, args.setting, args.variant)
+    torch.set_num_threads(args.threads)
+    check_env_id(config.env)
+    start = time.perf_counter()
+    vec_env = make_vec_env(config)
+    vec_env_start = time.perf_counter() - start
+    model = build_model(config, vec_env)
+    model.set_logger(configure(folder=None, format_strings=[]))
+    timer = Timer()
+    load = os.getloadavg()[0]
+    model.learn(config.learning_starts + 2 * config.n_envs + args.steps, callback=timer)
+    vec_env.close()
+    return {
+        "setting": args.setting,
+        "variant": args.variant,
+        "seconds": timer.seconds,
+        "env_steps": timer.steps,
+        "updates": timer.updates,
+        "first_update_seconds": round(timer.first_update_seconds, 3),
+        "compile_seconds": getattr(model, "compile_seconds", None),
+        "vec_env_start_seconds": round(vec_env_start, 2),
+        "load_average_1min_at_start": round(load, 2),
+        "device": str(model.device),
+        "config": {key: config.to_dict()[key] for key in REPORTED},
+    }
+
+
+def run_updates(args: argparse.Namespace) -> dict[str, Any]:
+    """Updates/s of ``train()`` alone, compiled vs eager, on one shared buffer of random chapter observations."""
+    import torch
+    from stable_baselines3.common.logger import configure
+    from stable_baselines3.common.utils import get_device
+    from update_throughput import FakeFetchEnv, filled_buffer
+
+    from pixelrl.algos import DrQv2SAC
+    from pixelrl.train.run.factory import algorithm_kwargs
+
+    torch.set_num_threads(args.threads)
+    config = config_for(args, "chapter", "defaults").replace(batch_size=args.update_batch_size)
+    device = get_device(args.device)
+    env = FakeFetchEnv(config.image_size, config.frame_stack)
+    buffer = filled_buffer(env, args.update_buffer_size, augment=False, seed=0, device=device)
+    models = {}
+    compile_seconds = None
+    for name, compiled in (("eager", False), ("compiled", True)):
+        kwargs = {**algorithm_kwargs(config), "replay_buffer_class": None, "replay_buffer_kwargs": {}, "buffer_size": 1}
+        kwargs.update(compile_update=compiled, device=device)
+        model = DrQv2SAC(env=env, **kwargs)
+        model.replay_buffer = buffer
+        model.set_logger(configure(folder=None, format_strings=[]))
+        model.train(gradient_steps=1, batch_size=config.batch_size)  # warm-up; compiles the compiled one
+        compile_seconds = model.compile_seconds if compiled else compile_seconds
+        models[name] = model
+    seconds: dict[str, list[float]] = {name: [] for name in models}
+    for round_index in range(args.update_rounds):
+        for name in list(models)[round_index % 2 :] + list(models)[: round_index % 2]:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            models[name].train(gradient_steps=args.update_steps, batch_size=config.batch_size)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds[name].append(time.perf_counter() - start)
+    rates = {name: statistics.median(args.update_steps / s for s in times) for name, times in seconds.items()}
+    return {
+        "batch_size": config.batch_size,
+        "device": str(device),
+        "updates_per_s_median": {name: round(rate, 3) for name, rate in rates.items()},
+        "updates_per_s_per_round": {name: [round(args.update_steps / s, 3) for s in t] for name, t in seconds.items()},
+        "compiled_vs_eager": round(rates["compiled"] / rates["eager"], 3),
+        "compile_seconds": compile_seconds,
+        "note": "train() alone: sampling from a DictReplayBuffer of random frames, no env, no HER",
+    }
+
+
+def worker(args: argparse.Namespace, *extra: str) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__)), *forwarded(args), *extra]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=args.child_env)
+    if out.returncode != 0:
+        raise RuntimeError(f"{shlex.join(cmd)} failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def forwarded(args: argparse.Namespace) -> list[str]:
+    return [
+        "--learning-starts", str(args.learning_starts), "--buffer-size", str(args.buffer_size),
+        "--threads", str(args.threads), "--device", args.device, "--update-batch-size", str(args.update_batch_size),
+        "--update-rounds", str(args.update_rounds), "--update-steps", str(args.update_steps),
+        "--update-buffer-size", str(args.update_buffer_size), *(["--quick"] if args.quick else []),
+    ]  # fmt: skip
+
+
+def summary(segments: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for setting in SETTINGS:
+        runs = [s for s in segments if s["setting"] == setting]
+        if not runs:
+            continue
+        rates = {}
+        for variant in VARIANTS:
+            mine = [s for s in runs if s["variant"] == variant]
+            if mine and sum(s["seconds"] for s in mine) > 0:
+                rates[variant] = sum(s["env_steps"] for s in mine) / sum(s["seconds"] for s in mine)
+        compiles = [s["compile_seconds"] for s in runs if s["compile_seconds"] is not None]
+        base = rates.get("defaults")
+        out[setting] = {
+            "config": runs[0]["config"] | {"compile_update": "per variant", "overlap": "per variant"},
+            "env_steps_per_s": {name: round(rate, 3) for name, rate in rates.items()},
+            "ratio_vs_defaults": {name: round(rate / base, 3) for name, rate in rates.items()} if base else None,
+            "compile_seconds": {"first (cold cache)": compiles[0] if compiles else None, "later (warm)": compiles[1:]},
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke test: 10-step episodes, batch 16, few steps")
+    parser.add_argument("--steps", type=int, default=None, help="timed env steps per variant (default 96; quick 16)")
+    parser.add_argument("--learning-starts", type=int, default=None, help=">= one episode per env (default 208)")
+    parser.add_argument("--buffer-size", type=int, default=20_000)
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in each learner process")
+    parser.add_argument("--device", default="auto", help="torch device (SB3's auto: cuda if present)")
+    parser.add_argument("--update-batch-size", type=int, default=256)
+    parser.add_argument("--update-rounds", type=int, default=4)
+    parser.add_argument("--update-steps", type=int, default=3, help="gradient steps per timed train() call")
+    parser.add_argument("--update-buffer-size", type=int, default=600)
+    parser.add_argument("--out", type=Path, default=None, help=f"JSON file (default {RESULTS}; none with --quick)")
+    parser.add_argument("--keep-inductor-cache", action="store_true", help="use torch's own cache, not a fresh one")
+    parser.add_argument("--setting", choices=list(SETTINGS), help=argparse.SUPPRESS)
+    parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
+    parser.add_argument("--updates", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.learning_starts = args.learning_starts or 48
+        args.steps = args.steps or 16
+        args.update_batch_size, args.update_rounds, args.update_steps, args.update_buffer_size = 16, 2, 1, 64
+    args.learning_starts = args.learning_starts or 208
+    args.steps = args.steps or 96
+    if args.setting:  # a worker: JSON on the last line
+        print(json.dumps(run_segment(args)))
+        return
+    if args.updates:
+        print(json.dumps(run_updates(args)))
+        return
+
+    from update_throughput import machine
+
+    with tempfile.TemporaryDirectory(prefix="wallclock-inductor-") as cache:
+        args.child_env = dict(os.environ)
+        if not args.keep_inductor_cache:
+            args.child_env["TORCHINDUCTOR_CACHE_DIR"] = cache
+        load_before = os.getloadavg()
+        started = time.perf_counter()
+        segments = []
+        order = list(VARIANTS)
+        halves = [(order, args.steps // 2), (order[::-1], args.steps - args.steps // 2)]
+        if args.quick:
+            halves = [(order, args.steps)]
+        for setting in args.settings:
+            for variants, steps in halves:
+                for variant in variants:
+                    segments.append(worker(args, "--setting", setting, "--variant", variant, "--steps", str(steps)))
+        updates = worker(args, "--updates")
+    report = {
+        "benchmark": "wallclock",
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "quick_smoke_test": args.quick,
+        "machine": machine(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "settings": {
+            "timed_env_steps_per_variant": args.steps,
+            "learning_starts": args.learning_starts,
+            "torch_threads": args.threads,
+            "device": args.device,
+            "inductor_cache": "torch's own" if args.keep_inductor_cache else "fresh, shared by this run's processes",
+            "fetchreach": "preset fetchreach with 2 subprocess envs and gradient_steps 2 in every variant "
+            "(the preset has 1 env; overlap needs subprocess envs)",
+            "chapter": "pixelrl-train defaults (FetchPush-v4, 84x84, batch 256) with 4 subprocess envs",
+        },
+        "end_to_end": summary(segments),
+        "update_only": updates,
+        "segments": segments,
+    }
+    text = json.dumps(report, indent=2)
+    out = args.out if args.out is not None else (None if args.quick else RESULTS)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
