@@ -80,4 +80,7 @@ def print_summary(result: RunResult, extra: dict[str, str] | None = None) -> Non
     table.add_row("logs", f"{paths.log_dir} (tensorboard --logdir {config.runs_path})")
     for label, value in (extra or {}).items():
         table.add_row(label, value)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # a log file: no need to wrap the rows at rich's default 80 columns
+        console = Console(width=200)
+    console.print(table)
