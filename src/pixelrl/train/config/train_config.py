@@ -116,10 +116,10 @@ class TrainConfig:
     # --- what the agent sees ---
     proprio: bool = setting(True, role="pixel", label=lambda c: "" if c.proprio else "noProprio")
     """Pass the robot's own state (proprioception) to the networks next to the pixels."""
-    goal_mode: Literal["both", "strict", "desired"] = setting(
+    goal_mode: Literal["both", "strict"] = setting(
         "both", role="experiment", label=lambda c: "" if c.goal_mode == "both" else c.goal_mode
     )
-    """Goal vectors: both (the chapter's), strict (achieved_goal for HER only, hidden from the networks), desired."""
+    """Goal vectors: both (the chapter's), or strict (achieved_goal for HER only, hidden from the networks)."""
     image_size: int = setting(
         84, role="pixel", check=at_least(1), label=lambda c: "" if c.image_size == 84 else f"img{c.image_size}"
     )
@@ -212,7 +212,7 @@ class TrainConfig:
     save_replay_buffer: bool = setting(False, role="control")
     """Save the replay buffer with each periodic checkpoint (so --resume keeps it)."""
     resume: bool = setting(False, role="control")
-    """Continue the run from its latest complete checkpoint (or start it if it has none yet)."""
+    """Continue the run from its newest intact checkpoint (a run stopped before its first one starts over)."""
     eval_episodes: int = setting(100, role="control", check=at_least(0))
     """Deterministic evaluation episodes after training (0: skip)."""
     eval_freq: int = setting(0, role="control", check=at_least(0))

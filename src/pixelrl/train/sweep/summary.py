@@ -1,4 +1,4 @@
-"""A study's results across seeds: per configuration, final success with a 95% interval and time to 50% / 80%.
+"""A study's results across seeds: per configuration, final success with a 95% interval and time to 50/80/90%.
 
 Reads what the trials wrote (``runs/<run_id>/<env>/seed<N>/progress.jsonl`` for the learning
 curve from the evaluations during training, ``results/<run>_eval.json`` for the final
@@ -25,7 +25,7 @@ from pixelrl.train.run.artifacts import save_atomically, write_json
 
 __all__ = ["LEVELS", "RunCurve", "confidence_interval", "load_curves", "summarize", "time_to", "write_summary"]
 
-LEVELS = (0.5, 0.8)
+LEVELS = (0.5, 0.8, 0.9)
 """Success levels whose time to reach is reported."""
 
 # Two-sided 95% quantiles of Student's t for 1-30 degrees of freedom (beyond 30: the normal's 1.96).
@@ -162,19 +162,20 @@ def _cell(hits: list[dict[str, Any] | None]) -> str:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The summary table in Markdown."""
+    levels = [round(level * 100) for level in LEVELS]
+    times = " | ".join(f"to {level}% (env steps / min), per seed" for level in levels)
+    reached = " | ".join(f"reached {level}%" for level in levels)
     lines = [
-        "| configuration | seeds | final success, mean (95% interval) | to 50% (env steps / min), per seed "
-        "| to 80%, per seed | reached 50% | reached 80% |",
-        "|---|---|---|---|---|---|---|",
+        f"| configuration | seeds | final success, mean (95% interval) | {times} | {reached} |",
+        "|---|---|---|" + "---|" * (2 * len(levels)),
     ]
     for row in rows:
         mean, half = row["final_success_mean"], row["final_success_ci95"]
         final = "-" if mean is None else f"{mean:.0%}" + ("" if half is None else f" (± {half:.0%})")
         seeds = ", ".join(map(str, row["seeds"]))
-        lines.append(
-            f"| {row['configuration']} | {seeds} | {final} | {_cell(row['to_50'])} | {_cell(row['to_80'])} "
-            f"| {row['reached_50']} | {row['reached_80']} |"
-        )
+        cells = " | ".join(_cell(row[f"to_{level}"]) for level in levels)
+        counts = " | ".join(row[f"reached_{level}"] for level in levels)
+        lines.append(f"| {row['configuration']} | {seeds} | {final} | {cells} | {counts} |")
     return "\n".join(lines) + "\n"
 
 
