@@ -92,6 +92,18 @@ def test_eval_rebuilds_env_from_metadata(trained, tmp_path):
     assert ev["episodes"] == 2 and ev["num_timesteps"] == 400 and ev["tag"] == RUN_ID
 
 
+def test_eval_of_a_moved_checkpoint_writes_next_to_it(trained, tmp_path):
+    import shutil
+
+    for suffix in (".zip", ".meta.json"):
+        shutil.copy(trained / "checkpoints" / f"{RUN}{suffix}", tmp_path / f"shipped{suffix}")
+    before = sorted((trained / "results").iterdir())
+    result = cli("eval", str(tmp_path / "shipped.zip"), "--episodes", "1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "shipped_eval.json").read_text())["episodes"] == 1
+    assert sorted((trained / "results").iterdir()) == before  # the training run's results untouched
+
+
 def test_plot_and_compare(trained, tmp_path):
     png = tmp_path / "curves.png"
     result = cli("plot", str(trained / "runs" / TAG_DIR), "--out", str(png))

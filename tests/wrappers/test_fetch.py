@@ -133,6 +133,27 @@ def test_hide_goal_marker_removes_the_red_site():
 
 
 @pytest.mark.mujoco
+def test_antialias_off_renders_one_sample_per_pixel():
+    smooth = make_fetch_env("FetchReach-v4", image_size=32, frame_stack=1, camera="reach")
+    aliased = make_fetch_env("FetchReach-v4", image_size=32, frame_stack=1, camera="reach", antialias=False)
+    assert smooth.unwrapped.model.vis.quality.offsamples == 4  # type: ignore[attr-defined]
+    assert aliased.unwrapped.model.vis.quality.offsamples == 0  # type: ignore[attr-defined]
+    smooth_obs, _ = smooth.reset(seed=2)
+    aliased_obs, _ = aliased.reset(seed=2)
+    assert smooth_obs["pixels"].shape == aliased_obs["pixels"].shape
+
+    # the same scene, but edges no longer blended: fewer distinct colours, and not the same frame
+    def colours(frame: np.ndarray) -> int:
+        return int(np.unique(frame.reshape(3, -1), axis=1).shape[1])
+
+    assert colours(aliased_obs["pixels"]) < colours(smooth_obs["pixels"])
+    assert not np.array_equal(aliased_obs["pixels"], smooth_obs["pixels"])
+    np.testing.assert_array_equal(smooth_obs["desired_goal"], aliased_obs["desired_goal"])
+    smooth.close()
+    aliased.close()
+
+
+@pytest.mark.mujoco
 def test_camera_presets_and_custom_cameras_change_the_view():
     frames = {}
     for camera in ("default", "close", {"distance": 1.5, "azimuth": 90.0, "elevation": -30.0}):

@@ -110,6 +110,8 @@ class RenderFrameArgs:
     """Camera preset (Fetch tasks)."""
     hide_goal: bool = False
     """Hide the goal marker (Fetch tasks)."""
+    antialias: bool = True
+    """Multisampled rendering (Fetch tasks)."""
     steps: int = 0
     """Random steps before capturing (0 or more)."""
     checkpoint: Path | None = None
@@ -195,9 +197,12 @@ def run_eval(args: EvalArgs) -> int:
             saved = TrainConfig.from_dict(read_meta(meta_path)["config"])
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
-        is_final = checkpoint.name == f"{saved.run_name}.zip"
-        suffix = "" if is_final else f"_{checkpoint.stem}"
-        out = saved.results_path / f"{saved.run_name}{suffix}_eval.json"
+        if checkpoint.resolve().is_relative_to(saved.checkpoints_path.resolve()):  # where the run wrote it
+            is_final = checkpoint.name == f"{saved.run_name}.zip"
+            suffix = "" if is_final else f"_{checkpoint.stem}"
+            out = saved.results_path / f"{saved.run_name}{suffix}_eval.json"
+        else:  # copied or shipped elsewhere: the run's folders are not this checkpoint's
+            out = checkpoint.with_name(f"{checkpoint.stem}_eval.json")
     result = evaluate_checkpoint(checkpoint, meta_path, args.episodes, out, seed=args.seed, device=args.device)
     print(
         f"{result['episodes']} episodes: success {result['success_rate']:.1%}, mean return "
@@ -221,7 +226,7 @@ def run_render_frame(args: RenderFrameArgs) -> int:
         except (FileNotFoundError, ValueError) as exc:
             raise ConfigError(f"Cannot read {meta_path}: {exc}") from exc
     else:
-        names = ("env", "seed", "image_size", "frame_stack", "camera", "hide_goal")
+        names = ("env", "seed", "image_size", "frame_stack", "camera", "hide_goal", "antialias")
         config = overlay(TrainConfig(), {name: getattr(args, name) for name in names}, source="render-frame")
         config.validate()
     check_env_id(config.env)

@@ -176,6 +176,7 @@ def make_fetch_env(
     proprioception: bool = True,
     camera: CameraName | Mapping[str, Any] = "default",
     hide_goal: bool = False,
+    antialias: bool = True,
     max_episode_steps: int | None = None,
     **make_kwargs: Any,
 ) -> PixelObservationWrapper:
@@ -192,6 +193,10 @@ def make_fetch_env(
         camera: A name in [FETCH_CAMERAS][pixelrl.wrappers.FETCH_CAMERAS] or a dict of MuJoCo
             free-camera settings.
         hide_goal: Hide the red goal marker (see [hide_goal_marker][pixelrl.wrappers.hide_goal_marker]).
+        antialias: Render with MuJoCo's multisampling (the model's ``offsamples``, 4 for Fetch).
+            ``False`` renders one sample per pixel: edges are aliased, and with software OpenGL
+            (EGL on a machine without a GPU) a frame costs about half as much
+            (``benchmarks/wallclock.py``).
         max_episode_steps: Override the task's time limit (50 for Fetch).
         **make_kwargs: Passed to ``gym.make`` (e.g. ``reward_type="dense"``).
 
@@ -225,6 +230,8 @@ def make_fetch_env(
         raise RenderingError(gl_failure_message(exc)) from exc
     if hide_goal:
         hide_goal_marker(env)
+    if not antialias:  # read when the renderer creates its offscreen buffer, at the first render
+        env.unwrapped.model.vis.quality.offsamples = 0  # type: ignore[attr-defined]
     return PixelObservationWrapper(
         env, image_size=(height, width), frame_stack=frame_stack, proprio_indices=proprio, goal_mode=goal_mode
     )

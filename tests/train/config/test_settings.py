@@ -91,6 +91,7 @@ def test_seeds_of_one_experiment_share_the_run_id_and_differ_in_the_name():
         ({"batch_size": 5000, "buffer_size": 1000}, "--batch-size 5000 is larger than --buffer-size 1000"),
         ({"env": "pixelrl/PointReach-v0", "camera": "reach"}, "--camera set the Fetch camera"),
         ({"env": "pixelrl/PointReach-v0", "hide_goal": True}, "--hide-goal set the Fetch camera"),
+        ({"env": "pixelrl/PointReach-v0", "antialias": False}, "--no-antialias set the Fetch camera"),
         ({"env_kwargs": {"a": [1, 2]}}, "--env-kwargs must be a JSON object of numbers"),
     ],
 )

@@ -127,6 +127,7 @@ def make_env(config: TrainConfig, *, monitor: bool = True) -> gym.Env[Any, Any]:
             proprioception=config.proprio,
             camera=config.camera,
             hide_goal=config.hide_goal,
+            antialias=config.antialias,
             **extra,
         )
     return Monitor(env) if monitor else env
