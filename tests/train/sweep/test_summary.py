@@ -63,7 +63,7 @@ def test_the_summary_files_are_written(study, tmp_path):
     table = (out / "summary.md").read_text()
     assert table == markdown(rows)
     assert "| fast | 0, 1, 2 | 85% (± 25%) | 2k / 2.0 min; 1k / 1.5 min; 3k / 3.6 min |" in table
-    assert table.count("reached 90%") == 1 and "| 3/3 | 2/3 | 1/3 |" in table
+    assert table.count("reached 90%") == 1 and "| 3/3 | 2/3 | 1/3 | 1.0, 1.0, 1.0 |" in table
     assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(rows))
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -94,7 +94,9 @@ def test_a_killed_study_resumes_without_rerunning_finished_trials(tmp_path):
     for name, mtime in finished.items():
         assert metas[name].stat().st_mtime_ns == mtime, f"{name} was rerun"
     for meta in metas.values():
-        assert json.loads(meta.read_text())["num_timesteps"] == 400
+        recorded = json.loads(meta.read_text())
+        assert recorded["num_timesteps"] == 400
+        assert recorded["command"].startswith("pixelrl-train sweep (study "), recorded["command"]
     assert json.loads((out / "summary.json").read_text())[0]["seeds"] == [0, 1, 2]
 
 

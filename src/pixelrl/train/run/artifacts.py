@@ -31,7 +31,7 @@ from typing import IO, Any
 
 from pixelrl.train.config import TrainConfig
 
-__all__ = ["RunPaths", "atomic_write", "command_line", "save_atomically", "versions", "write_json"]
+__all__ = ["RunPaths", "atomic_write", "command_line", "recorded_command", "save_atomically", "versions", "write_json"]
 
 _TMP_SUFFIX = ".tmp"
 
@@ -142,6 +142,21 @@ def versions() -> dict[str, str]:
     }
 
 
+_RECORDED_COMMAND: list[str] = []
+
+
 def command_line() -> str:
-    """The command that started this process, shell-quoted."""
+    """The command that started this run: the process's own, shell-quoted, or the one `recorded_command` set."""
+    if _RECORDED_COMMAND:
+        return _RECORDED_COMMAND[-1]
     return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+@contextlib.contextmanager
+def recorded_command(text: str) -> Iterator[None]:
+    """Record ``text`` as the command of the runs made inside the block (a study's worker, not its own argv)."""
+    _RECORDED_COMMAND.append(text)
+    try:
+        yield
+    finally:
+        _RECORDED_COMMAND.pop()

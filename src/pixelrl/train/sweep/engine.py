@@ -19,7 +19,7 @@ from typing import Any
 from stable_baselines3.common.logger import KVWriter
 
 from pixelrl.train.config import ConfigError, TrainConfig
-from pixelrl.train.run.artifacts import RunPaths, write_json
+from pixelrl.train.run.artifacts import RunPaths, recorded_command, write_json
 from pixelrl.train.run.checkpoints import read_meta
 from pixelrl.train.sweep.study import Study
 
@@ -95,10 +95,13 @@ def run_trial(params: dict[str, Any], study_file: str) -> None:
         tune.report(_final_metrics(config))
         return
     config = config.replace(resume=bool(paths.existing()))
+    trial = f"configuration {configuration if isinstance(configuration, str) else json.dumps(configuration)}"
+    command = f"pixelrl-train sweep (study {path}, trial {trial}, seed {int(params['seed'])})"
     deadline = time.monotonic() + TRIAL_LOCK_WAIT_SECONDS
     while True:
         try:
-            train(config, extra_outputs=[TuneReporter()])
+            with recorded_command(command):
+                train(config, extra_outputs=[TuneReporter()])
             break
         except ConfigError as exc:
             if "is being written by another process" not in str(exc) or time.monotonic() > deadline:

@@ -166,8 +166,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     times = " | ".join(f"to {level}% (env steps / min), per seed" for level in levels)
     reached = " | ".join(f"reached {level}%" for level in levels)
     lines = [
-        f"| configuration | seeds | final success, mean (95% interval) | {times} | {reached} |",
-        "|---|---|---|" + "---|" * (2 * len(levels)),
+        f"| configuration | seeds | final success, mean (95% interval) | {times} | {reached} | load, per seed |",
+        "|---|---|---|" + "---|" * (2 * len(levels) + 1),
     ]
     for row in rows:
         mean, half = row["final_success_mean"], row["final_success_ci95"]
@@ -175,7 +175,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         seeds = ", ".join(map(str, row["seeds"]))
         cells = " | ".join(_cell(row[f"to_{level}"]) for level in levels)
         counts = " | ".join(row[f"reached_{level}"] for level in levels)
-        lines.append(f"| {row['configuration']} | {seeds} | {final} | {cells} | {counts} |")
+        load = ", ".join("-" if value is None else f"{value:.1f}" for value in row["load_average"])
+        lines.append(f"| {row['configuration']} | {seeds} | {final} | {cells} | {counts} | {load} |")
     return "\n".join(lines) + "\n"
 
 
