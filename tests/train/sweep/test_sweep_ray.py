@@ -108,3 +108,22 @@ def test_a_failing_trial_is_reported_and_the_others_complete(tmp_path):
     assert "trial" in result.stderr and "failed" in result.stderr and "became non-finite" in result.stderr
     assert (out / "checkpoints" / "good_pixelrl-PointReach-v0_seed0.meta.json").is_file()
     assert not (out / "checkpoints" / "diverges_pixelrl-PointReach-v0_seed0.meta.json").exists()
+
+
+def test_an_optuna_search_trains_each_sampled_configuration_and_reports_it(tmp_path):
+    space = "learning_rate = { low = 3e-4, high = 3e-3, log = true }, batch_size = { choices = [8, 16] }"
+    body = f"[search]\ntrials = 2\nspace = {{ {space} }}\n"
+    out = tmp_path / "out"
+    result = sweep("--study", str(study_file(tmp_path, body, steps=200)), "--out-dir", str(out))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    metas = [json.loads(p.read_text()) for p in (out / "checkpoints").glob("*.meta.json")]
+    assert len(metas) == 2
+    for meta in metas:
+        config = meta["config"]
+        assert 3e-4 <= config["learning_rate"] <= 3e-3 and config["batch_size"] in (8, 16)
+        assert meta["num_timesteps"] == 200
+        # the run is named by what was sampled, so two samples never share a run folder
+        assert config["tag"].startswith("search-") and "learning_rate" in config["tag"]
+    assert len({meta["config"]["tag"] for meta in metas}) == 2
+    rows = json.loads((out / "summary.json").read_text())
+    assert sorted(row["configuration"] for row in rows) == sorted(meta["config"]["tag"] for meta in metas)

@@ -32,7 +32,14 @@ TRIAL_LOCK_WAIT_SECONDS = 120.0
 
 
 class TuneReporter(KVWriter):
-    """SB3 logger output that reports each logged row's numbers to Ray Tune (``env_steps`` is the step)."""
+    """SB3 logger output that reports each logged row's numbers to Ray Tune (``env_steps`` is the step).
+
+    Every row also carries ``final_success``, the newest evaluation's success rate so far (0
+    before the first): the metric a search maximizes, which Tune wants in every result.
+    """
+
+    def __init__(self) -> None:
+        self.success = 0.0
 
     def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
         """Report one row."""
@@ -42,7 +49,8 @@ class TuneReporter(KVWriter):
         for key, value in key_values.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value)):
                 metrics[key] = float(value)
-        tune.report(metrics)
+        self.success = metrics.get("eval/success_rate", self.success)
+        tune.report({**metrics, "final_success": self.success})
 
     def close(self) -> None:
         """Nothing to close."""
@@ -67,7 +75,8 @@ def _final_metrics(config: TrainConfig) -> dict[str, Any]:
             curve = np.array([])
         finite = curve[np.isfinite(curve)]
         success = float(finite[-1]) if len(finite) else None
-    return {"env_steps": int(read_meta(paths.final_meta)["num_timesteps"]), "final_success": success, "done": True}
+    steps = int(read_meta(paths.final_meta)["num_timesteps"])
+    return {"env_steps": steps, "final_success": 0.0 if success is None else success, "done": True}
 
 
 def run_trial(params: dict[str, Any], study_file: str) -> None:
