@@ -42,6 +42,18 @@ def test_train_then_record_and_draw_keypoints(tmp_path):
 
 @pytest.mark.mujoco
 @pytest.mark.slow
+def test_pretrained_fetchreach_succeeds_offline(tmp_path):
+    import re
+
+    out = run("pretrained_fetchreach.py", "--episodes", "6", cwd=tmp_path)
+    header, result = out.stdout.strip().splitlines()[-2:]  # what the networks receive; the success rates
+    assert "only from the pixels (strict)" in header, header
+    trained, random = (int(p) for p in re.findall(r"(\d+)%", result))
+    assert trained >= 50 and trained > random, result
+
+
+@pytest.mark.mujoco
+@pytest.mark.slow
 def test_wrap_other_goal_env(tmp_path):
     out = run("wrap_other_goal_env.py", "--steps", "160", "--image-size", "32", cwd=tmp_path)
     assert "trained 160 steps on pixels of PointMaze_UMaze-v3" in out.stdout
