@@ -44,7 +44,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 import torch as th
 from gymnasium import spaces
@@ -54,10 +54,43 @@ from stable_baselines3.common.type_aliases import DictReplayBufferSamples, PyTor
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import Actor
 
-from pixelrl.policies import sac_maths
+from pixelrl.policies import CriticEncoderActor, CriticEncoderCritic, DrQv2SACPolicy, sac_maths
 
-if TYPE_CHECKING:
-    from pixelrl.algos.drqv2_sac import DrQv2SAC
+
+class _Algorithm(Protocol):
+    """What the update reads of the `DrQv2SAC` it steps (a protocol: this module does not import the algorithm)."""
+
+    @property
+    def policy(self) -> DrQv2SACPolicy: ...
+    @property
+    def actor(self) -> CriticEncoderActor: ...
+    @property
+    def critic(self) -> CriticEncoderCritic: ...
+    @property
+    def critic_target(self) -> CriticEncoderCritic: ...
+    @property
+    def device(self) -> th.device: ...
+    @property
+    def gamma(self) -> float: ...
+    @property
+    def tau(self) -> float: ...
+    @property
+    def encoder_tau(self) -> float | None: ...
+    @property
+    def target_encoder(self) -> str: ...
+    @property
+    def ent_coef_optimizer(self) -> th.optim.Adam | None: ...
+    @property
+    def log_ent_coef(self) -> th.Tensor | None: ...
+    @property
+    def ent_coef_tensor(self) -> th.Tensor: ...
+    @property
+    def target_entropy(self) -> float | str: ...
+    @property
+    def batch_norm_stats(self) -> list[th.Tensor]: ...
+    @property
+    def batch_norm_stats_target(self) -> list[th.Tensor]: ...
+
 
 __all__ = [
     "COMPILE_BACKEND",
@@ -185,7 +218,7 @@ def preprocessed(obs: PyTorchObs, space: spaces.Space[Any], keys: tuple[str, ...
 
 
 def critic_phase(
-    model: DrQv2SAC, batch: Samples, next_noise: th.Tensor, image_keys: tuple[str, ...] | None
+    model: _Algorithm, batch: Samples, next_noise: th.Tensor, image_keys: tuple[str, ...] | None
 ) -> CriticPhase:
     """Encode the batch once per role and compute the TD loss (see `DrQv2SAC`, steps 1, 3 and 4).
 
@@ -221,7 +254,7 @@ def critic_phase(
     return CriticPhase(sac_maths.critic_loss(current_q, target_q), features.detach(), ent_coef)
 
 
-def actor_phase(model: DrQv2SAC, actor_features: th.Tensor, noise: th.Tensor, ent_coef: th.Tensor) -> ActorPhase:
+def actor_phase(model: _Algorithm, actor_features: th.Tensor, noise: th.Tensor, ent_coef: th.Tensor) -> ActorPhase:
     """The actor's and the temperature's losses on detached features (see `DrQv2SAC`, steps 2 and 5).
 
     Run after the critic's optimizer step: the Q heads are the updated ones (DrQ-v2's order).
@@ -255,7 +288,7 @@ class DrQv2Update:
             ``torch.compile`` refuses this platform, or at the first step, when it compiles).
     """
 
-    def __init__(self, model: DrQv2SAC, *, compile: bool) -> None:
+    def __init__(self, model: _Algorithm, *, compile: bool) -> None:
         self.model = model
         self.compile = compile
         self.cuda_graphs = compile and model.device.type == "cuda"
@@ -267,9 +300,9 @@ class DrQv2Update:
         self._target_encoder = list(model.critic_target.features_extractor.parameters())
         policy = model.policy
         self.image_keys = scaled_keys(policy.observation_space, policy.normalize_images)
-        self.critic_phase: Callable[[DrQv2SAC, Samples, th.Tensor, tuple[str, ...] | None], CriticPhase]
+        self.critic_phase: Callable[[_Algorithm, Samples, th.Tensor, tuple[str, ...] | None], CriticPhase]
         self.critic_phase = critic_phase
-        self.actor_phase: Callable[[DrQv2SAC, th.Tensor, th.Tensor, th.Tensor], ActorPhase] = actor_phase
+        self.actor_phase: Callable[[_Algorithm, th.Tensor, th.Tensor, th.Tensor], ActorPhase] = actor_phase
         if compile:
             try:
                 self.critic_phase = self._compiled(critic_phase)
