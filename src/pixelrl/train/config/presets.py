@@ -60,7 +60,7 @@ RECIPES: dict[str, Overlay] = {
     "pointpush-state": {**_RECIPE_RUNS, "env": "pixelrl/PointPush-v0", "full_state": True, "tau": 0.05,
                         "batch_size": 256, "buffer_size": 200_000, "total_steps": 50_000},
     "fetchreach": {**_RECIPE_RUNS, **_PIXELS_STRICT, "env": "FetchReach-v4", "camera": "reach", "hide_goal": True,
-                   "tau": 0.01, "num_filters": 16, "buffer_size": 100_000, "total_steps": 20_000},
+                   "tau": 0.01, "num_filters": 16, "n_steps": 3, "buffer_size": 100_000, "total_steps": 20_000},
     "fetchreach-state": {**_RECIPE_RUNS, "env": "FetchReach-v4", "full_state": True, "batch_size": 256,
                          "buffer_size": 100_000, "total_steps": 10_000},
     "fetchpush-state": {**_RECIPE_RUNS, "env": "FetchPush-v4", "full_state": True, "tau": 0.05, "batch_size": 256,
