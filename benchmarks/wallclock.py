@@ -11,8 +11,11 @@ variant is exactly the model ``pixelrl-train train`` builds:
   (the preset's one update per env step).
 
 Variants, in the same run: ``defaults``; ``compile`` (``--compile-update``); ``overlap``
-(``--overlap``); ``compile+overlap``. Each segment runs in its own process, in the order
-defaults, compile, overlap, compile+overlap, then back (ABBA), each half of the timed steps, so
+(``--overlap``); ``compile+overlap``; ``no-antialias`` (``--no-antialias``: one render sample
+per pixel, a different image); ``online-target`` (``--target-encoder online``: DrQ-v2's own
+target, one encoder pass fewer per update, a different algorithm); ``all`` (compile, overlap and
+no-antialias together). Each segment runs in its own
+process, in the order above, then back (ABBA), each half of the timed steps, so
 that drift on a shared machine hits all alike. A segment collects ``learning_starts`` env steps,
 makes its first update (which compiles, for the compile variants: timed apart as the compile
 time) and then times ``learn()`` end to end, env steps/s. All processes share one fresh inductor
@@ -25,6 +28,7 @@ Figures are only meaningful on an otherwise idle machine (the JSON records the l
     python benchmarks/wallclock.py                  # the measurement: a few minutes; writes results/wallclock.json
     python benchmarks/wallclock.py --device cuda    # on a GPU (CUDA graphs with --compile-update)
     python benchmarks/wallclock.py --quick          # smoke test: tiny steps and batches, prints only
+    python benchmarks/wallclock.py --table benchmarks/results/wallclock.json   # its figures as Markdown
 
 Prints one JSON object (and writes it to ``--out``).
 """
@@ -49,8 +53,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "compile": {"compile_update": True},
     "overlap": {"overlap": True},
     "compile+overlap": {"compile_update": True, "overlap": True},
+    "no-antialias": {"antialias": False},
+    "online-target": {"target_encoder": "online"},
+    "all": {"compile_update": True, "overlap": True, "antialias": False},
 }
-REPORTED = ("env", "n_envs", "vec_env", "batch_size", "image_size", "gradient_steps", "compile_update", "overlap")
+REPORTED = (
+    "env", "n_envs", "vec_env", "batch_size", "image_size", "gradient_steps", "compile_update", "overlap", "antialias",
+    "target_encoder",
+)  # fmt: skip
 SETTINGS: dict[str, tuple[str | None, dict[str, Any]]] = {
     "chapter": (None, {"env": "FetchPush-v4", "n_envs": 4}),
     "fetchreach": ("fetchreach", {"n_envs": 2, "gradient_steps": 2}),
@@ -217,7 +227,8 @@ def summary(segments: list[dict[str, Any]]) -> dict[str, Any]:
         compiles = [s["compile_seconds"] for s in runs if s["compile_seconds"] is not None]
         base = rates.get("defaults")
         out[setting] = {
-            "config": runs[0]["config"] | {"compile_update": "per variant", "overlap": "per variant"},
+            "config": runs[0]["config"]
+            | dict.fromkeys(("compile_update", "overlap", "antialias", "target_encoder"), "per variant"),
             "env_steps_per_s": {name: round(rate, 3) for name, rate in rates.items()},
             "ratio_vs_defaults": {name: round(rate / base, 3) for name, rate in rates.items()} if base else None,
             "compile_seconds": {"first (cold cache)": compiles[0] if compiles else None, "later (warm)": compiles[1:]},
@@ -225,8 +236,24 @@ def summary(segments: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """The end-to-end figures of a saved report as a Markdown table (env steps/s and ratio per variant)."""
+    settings = list(report["end_to_end"])
+    head = "| variant | " + " | ".join(f"{name}: env steps/s (x defaults)" for name in settings) + " |"
+    lines = [head, "|---|" + "---|" * len(settings)]
+    for variant in VARIANTS:
+        cells = []
+        for name in settings:
+            figures = report["end_to_end"][name]
+            rate, ratio = figures["env_steps_per_s"].get(variant), (figures["ratio_vs_defaults"] or {}).get(variant)
+            cells.append("-" if rate is None else f"{rate:.2f} ({ratio:.2f}x)")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--table", type=Path, default=None, help="print a saved report's figures as Markdown, and exit")
     parser.add_argument("--quick", action="store_true", help="smoke test: 10-step episodes, batch 16, few steps")
     parser.add_argument("--steps", type=int, default=None, help="timed env steps per variant (default 96; quick 16)")
     parser.add_argument("--learning-starts", type=int, default=None, help=">= one episode per env (default 208)")
@@ -244,6 +271,9 @@ def main() -> None:
     parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--updates", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.table is not None:
+        print(markdown(json.loads(args.table.read_text())), end="")
+        return
     if args.quick:
         args.learning_starts = args.learning_starts or 48
         args.steps = args.steps or 16
