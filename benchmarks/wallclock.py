@@ -14,14 +14,16 @@ Variants, in the same run: ``defaults``; ``compile`` (``--compile-update``); ``o
 (``--overlap``); ``compile+overlap``; ``no-antialias`` (``--no-antialias``: one render sample
 per pixel, a different image); ``online-target`` (``--target-encoder online``: DrQ-v2's own
 target, one encoder pass fewer per update, a different algorithm); ``all`` (compile, overlap and
-no-antialias together). Each segment runs in its own
+no-antialias together); ``bf16`` (``--precision bf16``: the CNN in bfloat16, different numerics);
+``all+bf16``. Each segment runs in its own
 process, in the order above, then back (ABBA), each half of the timed steps, so
 that drift on a shared machine hits all alike. A segment collects ``learning_starts`` env steps,
 makes its first update (which compiles, for the compile variants: timed apart as the compile
 time) and then times ``learn()`` end to end, env steps/s. All processes share one fresh inductor
 cache: the first compile of each setting is cold, later ones of the same graphs warm (both are
-reported). A last process times ``train()`` alone, compiled against eager, at batch 256 on the
-chapter's observation (random frames, no rendering): updates/s and the compile time.
+reported). A last process per ``--update-threads`` count times ``train()`` alone at batch 256 on the
+chapter's observation (random frames, no rendering): eager, compiled, and both with the bf16 CNN,
+updates/s, each one's ratio to eager, and the compile times.
 
 Figures are only meaningful on an otherwise idle machine (the JSON records the load averages):
 
@@ -56,10 +58,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-antialias": {"antialias": False},
     "online-target": {"target_encoder": "online"},
     "all": {"compile_update": True, "overlap": True, "antialias": False},
+    "bf16": {"precision": "bf16"},
+    "all+bf16": {"compile_update": True, "overlap": True, "antialias": False, "precision": "bf16"},
+}
+UPDATE_VARIANTS: dict[str, dict[str, Any]] = {
+    "eager": {"compile_update": False, "precision": "fp32"},
+    "compiled": {"compile_update": True, "precision": "fp32"},
+    "eager-bf16": {"compile_update": False, "precision": "bf16"},
+    "compiled-bf16": {"compile_update": True, "precision": "bf16"},
 }
 REPORTED = (
     "env", "n_envs", "vec_env", "batch_size", "image_size", "gradient_steps", "compile_update", "overlap", "antialias",
-    "target_encoder",
+    "target_encoder", "precision",
 )  # fmt: skip
 SETTINGS: dict[str, tuple[str | None, dict[str, Any]]] = {
     "chapter": (None, {"env": "FetchPush-v4", "n_envs": 4}),
@@ -149,7 +159,7 @@ def run_segment(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_updates(args: argparse.Namespace) -> dict[str, Any]:
-    """Updates/s of ``train()`` alone, compiled vs eager, on one shared buffer of random chapter observations."""
+    """Updates/s of ``train()`` alone per `UPDATE_VARIANTS`, on one shared buffer of random chapter observations."""
     import torch
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.utils import get_device
@@ -159,40 +169,48 @@ def run_updates(args: argparse.Namespace) -> dict[str, Any]:
     from pixelrl.train.run.factory import algorithm_kwargs
 
     torch.set_num_threads(args.threads)
-    config = config_for(args, "chapter", "defaults").replace(batch_size=args.update_batch_size)
+    base = config_for(args, "chapter", "defaults").replace(batch_size=args.update_batch_size)
     device = get_device(args.device)
-    env = FakeFetchEnv(config.image_size, config.frame_stack)
+    env = FakeFetchEnv(base.image_size, base.frame_stack)
     buffer = filled_buffer(env, args.update_buffer_size, augment=False, seed=0, device=device)
     models = {}
-    compile_seconds = None
-    for name, compiled in (("eager", False), ("compiled", True)):
+    compile_seconds = {}
+    for name, variant in UPDATE_VARIANTS.items():
+        config = base.replace(precision=variant["precision"])
         kwargs = {**algorithm_kwargs(config), "replay_buffer_class": None, "replay_buffer_kwargs": {}, "buffer_size": 1}
-        kwargs.update(compile_update=compiled, device=device)
+        kwargs.update(compile_update=variant["compile_update"], device=device)
         model = DrQv2SAC(env=env, **kwargs)
         model.replay_buffer = buffer
         model.set_logger(configure(folder=None, format_strings=[]))
-        model.train(gradient_steps=1, batch_size=config.batch_size)  # warm-up; compiles the compiled one
-        compile_seconds = model.compile_seconds if compiled else compile_seconds
+        model.train(gradient_steps=1, batch_size=config.batch_size)  # warm-up; compiles the compiled ones
+        if model.compile_seconds is not None:
+            compile_seconds[name] = round(model.compile_seconds, 1)
         models[name] = model
     seconds: dict[str, list[float]] = {name: [] for name in models}
+    names = list(models)
     for round_index in range(args.update_rounds):
-        for name in list(models)[round_index % 2 :] + list(models)[: round_index % 2]:
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
-            models[name].train(gradient_steps=args.update_steps, batch_size=config.batch_size)
+            models[name].train(gradient_steps=args.update_steps, batch_size=base.batch_size)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds[name].append(time.perf_counter() - start)
     rates = {name: statistics.median(args.update_steps / s for s in times) for name, times in seconds.items()}
     return {
-        "batch_size": config.batch_size,
+        "batch_size": base.batch_size,
+        "torch_threads": args.threads,
         "device": str(device),
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "updates_per_s_median": {name: round(rate, 3) for name, rate in rates.items()},
         "updates_per_s_per_round": {name: [round(args.update_steps / s, 3) for s in t] for name, t in seconds.items()},
+        "ratio_vs_eager": {name: round(rate / rates["eager"], 3) for name, rate in rates.items()},
         "compiled_vs_eager": round(rates["compiled"] / rates["eager"], 3),
         "compile_seconds": compile_seconds,
-        "note": "train() alone: sampling from a DictReplayBuffer of random frames, no env, no HER",
+        "note": "train() alone: sampling from a DictReplayBuffer of random frames, no env, no HER; "
+        "the bf16 variants compute the CNN in bfloat16 (different numerics)",
     }
 
 
@@ -228,7 +246,7 @@ def summary(segments: list[dict[str, Any]]) -> dict[str, Any]:
         base = rates.get("defaults")
         out[setting] = {
             "config": runs[0]["config"]
-            | dict.fromkeys(("compile_update", "overlap", "antialias", "target_encoder"), "per variant"),
+            | dict.fromkeys(("compile_update", "overlap", "antialias", "target_encoder", "precision"), "per variant"),
             "env_steps_per_s": {name: round(rate, 3) for name, rate in rates.items()},
             "ratio_vs_defaults": {name: round(rate / base, 3) for name, rate in rates.items()} if base else None,
             "compile_seconds": {"first (cold cache)": compiles[0] if compiles else None, "later (warm)": compiles[1:]},
@@ -248,6 +266,16 @@ def markdown(report: dict[str, Any]) -> str:
             rate, ratio = figures["env_steps_per_s"].get(variant), (figures["ratio_vs_defaults"] or {}).get(variant)
             cells.append("-" if rate is None else f"{rate:.2f} ({ratio:.2f}x)")
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    updates = report.get("update_only", [])
+    updates = [updates] if isinstance(updates, dict) else updates
+    if updates:
+        threads = [u.get("torch_threads", report["settings"]["torch_threads"]) for u in updates]
+        lines += ["", "| train() alone, batch 256 | " + " | ".join(f"{n} thread(s)" for n in threads) + " |"]
+        lines.append("|---|" + "---|" * len(updates))
+        for name in updates[0]["updates_per_s_median"]:
+            rates = [u["updates_per_s_median"] for u in updates]
+            cells = [f"{r[name]:.2f} ({r[name] / r['eager']:.2f}x)" for r in rates]
+            lines.append(f"| {name}: updates/s (x eager) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -262,6 +290,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in each learner process")
     parser.add_argument("--device", default="auto", help="torch device (SB3's auto: cuda if present)")
     parser.add_argument("--update-batch-size", type=int, default=256)
+    parser.add_argument("--update-threads", type=int, nargs="+", default=[2, 1], help="torch threads of train() alone")
     parser.add_argument("--update-rounds", type=int, default=4)
     parser.add_argument("--update-steps", type=int, default=3, help="gradient steps per timed train() call")
     parser.add_argument("--update-buffer-size", type=int, default=600)
@@ -304,7 +333,7 @@ def main() -> None:
             for variants, steps in halves:
                 for variant in variants:
                     segments.append(worker(args, "--setting", setting, "--variant", variant, "--steps", str(steps)))
-        updates = worker(args, "--updates")
+        updates = [worker(args, "--updates", "--threads", str(threads)) for threads in args.update_threads]
     report = {
         "benchmark": "wallclock",
         "command": shlex.join([sys.executable, *sys.argv]),

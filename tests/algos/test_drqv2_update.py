@@ -89,6 +89,21 @@ def test_compiled_update_trains_like_the_eager_one(aot_eager, ent_coef, target_e
     assert eager.compile_seconds is None and "train/compile_seconds" not in logged_eager[0]
 
 
+def test_compiled_update_with_a_bf16_cnn_trains_like_the_eager_bf16_update(aot_eager):
+    # Autocast is traced into the compiled graphs: the same bfloat16 convolutions, the same casts.
+    policy_kwargs = {"net_arch": [32, 32], "optimizer_class": th.optim.SGD,
+                     "features_extractor_kwargs": {"num_filters": 8, "cnn_precision": "bf16"}}  # fmt: skip
+    eager, compiled = compiled_and_eager(policy_kwargs=policy_kwargs)
+    fp32 = make()
+    fp32.policy.load_state_dict(eager.policy.state_dict())  # the same weights, a float32 CNN
+    logged_eager, logged_compiled = train_on_batches(eager), train_on_batches(compiled)
+    assert_same_training(eager, compiled, logged_eager, logged_compiled, tol=1e-5)
+    # ... and not the float32 update: the setting reached the trained CNN (close, not equal).
+    logged_fp32 = train_on_batches(fp32)[0]["train/critic_loss"]
+    assert logged_fp32 != logged_eager[0]["train/critic_loss"]
+    assert logged_fp32 == pytest.approx(logged_eager[0]["train/critic_loss"], rel=0.05)
+
+
 @pytest.mark.slow
 def test_inductor_compiled_update_trains_like_the_eager_one():
     eager, compiled = compiled_and_eager()

@@ -359,3 +359,45 @@ def test_channels_last_stores_weights_nhwc_and_gives_the_same_features():
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     obs = {"pixels": torch.rand(5, 6, 20, 20), "proprioception": torch.rand(5, 3)}
     torch.testing.assert_close(fast(obs), plain(obs), atol=1e-4, rtol=0)
+
+
+def _conv_output_dtypes(extractor: ManipulationExtractor, obs: dict[str, torch.Tensor]) -> list[torch.dtype]:
+    dtypes: list[torch.dtype] = []
+    convs = [m for m in extractor.image_encoder("pixels").cnn.modules() if isinstance(m, torch.nn.Conv2d)]
+    hooks = [conv.register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype)) for conv in convs]
+    out = extractor(obs)
+    out.sum().backward()
+    for hook in hooks:
+        hook.remove()
+    return dtypes
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_bf16_cnn_computes_convolutions_in_bfloat16_and_returns_float32_features(channels_last: bool) -> None:
+    space = _space(pixels=(6, 24, 24), proprio=3)
+    torch.manual_seed(0)
+    plain = ManipulationExtractor(space, num_filters=8, channels_last=channels_last)
+    torch.manual_seed(0)
+    half = ManipulationExtractor(space, num_filters=8, channels_last=channels_last, cnn_precision="bf16")
+    obs = _batch(space, batch=4)
+    assert set(_conv_output_dtypes(plain, obs)) == {torch.float32}
+    assert set(_conv_output_dtypes(half, obs)) == {torch.bfloat16}  # every conv, forward
+    features = half(obs)
+    assert features.dtype == torch.float32
+    # The same network up to bfloat16 rounding: close (features are tanh outputs and raw vectors) but not equal.
+    reference = plain(obs)
+    torch.testing.assert_close(features, reference, atol=0.05, rtol=0)
+    assert not torch.equal(features, reference)
+    # Weights and their gradients stay float32.
+    weight = next(half.image_encoder("pixels").cnn.parameters())
+    assert weight.dtype == torch.float32 and weight.grad is not None and weight.grad.dtype == torch.float32
+    # Keypoints (for visualisation) come from the same bfloat16 feature map.
+    torch.testing.assert_close(
+        half.keypoints(obs)["pixels"].transpose(1, 2).reshape(4, -1),
+        half.image_encoder("pixels").spatial_softmax(half.image_encoder("pixels").feature_map(obs["pixels"])),
+    )
+
+
+def test_error_unknown_cnn_precision() -> None:
+    with pytest.raises(ValueError, match=r"Unknown cnn_precision 'fp16'; expected one of \['fp32', 'bf16'\]"):
+        ManipulationExtractor(_space(), cnn_precision="fp16")  # type: ignore[arg-type]

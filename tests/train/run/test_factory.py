@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch as th
 from stable_baselines3 import SAC, HerReplayBuffer
 from stable_baselines3.sac.policies import SACPolicy
 
@@ -62,6 +63,20 @@ def test_policy_follows_the_wiring(tiny, changes, policy, share, excluded):
     assert name is policy and kwargs["net_arch"] == [32, 16]
     assert kwargs.get("share_features_extractor") == share
     assert kwargs["features_extractor_kwargs"]["exclude_keys"] == excluded
+
+
+def test_precision_bf16_reaches_the_cnn_and_is_saved_with_the_model(tiny, tmp_path):
+    assert policy_setup(tiny())[1]["features_extractor_kwargs"]["cnn_precision"] == "fp32"
+    config = tiny(precision="bf16")
+    vec_env = make_vec_env(config)
+    try:
+        model = build_model(config, vec_env)
+        assert model.policy.critic.features_extractor.image_encoder("pixels").cnn_dtype is th.bfloat16
+        model.save(tmp_path / "model.zip")
+        loaded = load_model(tmp_path / "model.zip", vec_env, config)
+        assert loaded.policy.actor.features_extractor.image_encoder("pixels").cnn_dtype is th.bfloat16
+    finally:
+        vec_env.close()
 
 
 def test_state_runs_use_sb3s_policy_and_her_buffer(tiny):

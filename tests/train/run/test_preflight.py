@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
 import torch as th
 
 from pixelrl.train.config import ConfigError
+from pixelrl.train.run import preflight as preflight_module
 from pixelrl.train.run.artifacts import RunPaths
 from pixelrl.train.run.preflight import prepared_run
 
@@ -47,6 +49,16 @@ def test_the_model_is_built_in_the_preflight_so_bad_sizes_are_refused_up_front(t
 def test_cuda_without_a_gpu_is_refused(tiny):
     with pytest.raises(ConfigError, match="--device cuda: this machine has no CUDA device"):
         preflight(tiny(device="cuda"))
+
+
+def test_bf16_on_a_cpu_that_would_emulate_it_warns_before_any_work(tiny, monkeypatch):
+    monkeypatch.setattr(preflight_module, "_cpu_has_bf16", lambda: False)
+    with pytest.warns(UserWarning, match=r"--precision bf16 on a CPU without AMX or AVX512-BF16: .* slower than fp32"):
+        preflight(tiny(precision="bf16", device="cpu"))
+    monkeypatch.setattr(preflight_module, "_cpu_has_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*--precision bf16")
+        preflight(tiny(precision="bf16", device="cpu", tag="native"))
 
 
 def test_stale_temporary_files_of_a_killed_writer_are_removed(tiny):

@@ -27,6 +27,7 @@ __all__ = [
     "Role",
     "Spec",
     "at_least",
+    "choice_problem",
     "coerce",
     "echo",
     "in_range",
@@ -255,6 +256,19 @@ def _literal_options(tp: Any) -> list[Any] | None:
         found = [_literal_options(a) for a in args if a is not type(None)]
         return found[0] if len(found) == 1 else None
     return None
+
+
+def choice_problem(owner: type, name: str, value: Any) -> str | None:
+    """What ``value`` must be when ``owner.name`` is declared as a choice (a ``Literal``) it is not, else None.
+
+    Files and the command line are checked when they are read (`coerce`, the parser's choices); this
+    checks a config built in Python.
+    """
+    tp = typing.get_type_hints(owner, include_extras=True)[name]
+    options = _literal_options(tp)
+    if options is None or value in options or (value is None and _coerce(None, tp)[0]):
+        return None
+    return f"one of {options}"
 
 
 def coerce(owner: type, name: str, value: Any, source: str) -> Any:

@@ -234,6 +234,7 @@ def policy_setup(config: TrainConfig) -> tuple[str | type[SACPolicy], dict[str, 
         "flat_features_dim": config.flat_features_dim,
         "exclude_keys": ["achieved_goal"] if config.goal_mode == "strict" else [],
         "channels_last": config.channels_last,
+        "cnn_precision": config.precision,
     }
     return policy_class, {**kwargs, **wiring_kwargs}
 

@@ -65,6 +65,36 @@ def _check_device(config: TrainConfig) -> None:
     index = config.device.partition(":")[2]
     if index and int(index) >= torch.cuda.device_count():
         raise ConfigError(f"--device {config.device}: only {torch.cuda.device_count()} CUDA device(s) are visible.")
+    if config.precision == "bf16" and not config.full_state:
+        _check_bf16(config)
+
+
+def _cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 convolutions natively on this CPU (AMX or AVX512-BF16)."""
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def _check_bf16(config: TrainConfig) -> None:
+    """``--precision bf16`` needs bfloat16 on CUDA; on a CPU without AMX/AVX512-BF16 it runs, emulated and slower."""
+    import warnings
+
+    import torch
+    from stable_baselines3.common.utils import get_device
+
+    device = get_device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(
+            f"--precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support (GPUs since Ampere "
+            "have). Drop --precision bf16 (fp32 is the default)."
+        )
+    if device.type == "cpu" and not _cpu_has_bf16():
+        warnings.warn(
+            "--precision bf16 on a CPU without AMX or AVX512-BF16: torch emulates bfloat16 convolutions there, which "
+            "is slower than fp32. Drop --precision bf16 unless you want its numerics.",
+            stacklevel=2,
+        )
 
 
 def _existing_message(config: TrainConfig, paths: RunPaths) -> str:
