@@ -113,9 +113,10 @@ def test_inductor_compiled_update_trains_like_the_eager_one():
     assert compiled.compile_seconds is not None
 
 
-def test_both_phases_compile_into_one_graph_each():
+@pytest.mark.parametrize("cnn_precision", ["fp32", "bf16"])
+def test_both_phases_compile_into_one_graph_each(cnn_precision):
     # A graph break would run Python between two graphs: where a tensor is read back, a host sync.
-    model = make()
+    model = make(policy_kwargs={"net_arch": [32, 32], "features_extractor_kwargs": {"cnn_precision": cnn_precision}})
     batch = fixed_batch(model)
     noise = th.randn(BATCH, 2)
     keys = model._updater.image_keys

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -262,6 +263,14 @@ def test_fetch_train_eval_render_frame(tmp_path):
                  "--out-dir", str(tmp_path / "frames"))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "frames" / f"{run}_agent.png").is_file() and (tmp_path / "frames" / f"{run}_full.png").is_file()
+    # A renamed checkpoint (as shipped): its frames take the file's name, not the run's.
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copyfile(tmp_path / "checkpoints" / f"{run}.zip", shipped / "mine.zip")
+    shutil.copyfile(tmp_path / "checkpoints" / f"{run}.meta.json", shipped / "mine.meta.json")
+    result = cli("render-frame", "--checkpoint", str(shipped / "mine.zip"), "--out-dir", str(shipped))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in shipped.glob("*.png")) == ["mine_agent.png", "mine_full.png"]
 
 
 @pytest.mark.slow

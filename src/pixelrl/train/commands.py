@@ -230,7 +230,9 @@ def run_render_frame(args: RenderFrameArgs) -> int:
         config = overlay(TrainConfig(), {name: getattr(args, name) for name in names}, source="render-frame")
         config.validate()
     check_env_id(config.env)
-    for path in render_frames(config, args.out_dir, steps=args.steps):
+    # A checkpoint's frames are named after its file (a shipped or renamed one keeps its name).
+    name = args.checkpoint.stem if args.checkpoint is not None else None
+    for path in render_frames(config, args.out_dir, steps=args.steps, name=name):
         print(path)
     return 0
 

@@ -36,12 +36,17 @@ def _observe(config: TrainConfig, steps: int) -> NDArray[np.uint8]:
 
 
 def render_frames(
-    config: TrainConfig, out_dir: Path, steps: int = 0, scale: int = 4, full_size: int = 480
+    config: TrainConfig,
+    out_dir: Path,
+    steps: int = 0,
+    scale: int = 4,
+    full_size: int = 480,
+    name: str | None = None,
 ) -> list[Path]:
     """Write the agent's observation and the full-resolution view of the same state.
 
-    ``<run>_agent.png`` shows every stacked frame side by side, oldest first, each pixel
-    enlarged ``scale`` times (nearest neighbour: no pixel is invented). ``<run>_full.png`` is
+    ``<name>_agent.png`` shows every stacked frame side by side, oldest first, each pixel
+    enlarged ``scale`` times (nearest neighbour: no pixel is invented). ``<name>_full.png`` is
     the same scene (same seed, same actions, same camera) rendered natively at ``full_size``.
 
     Args:
@@ -50,6 +55,7 @@ def render_frames(
         steps: Random-action steps to take before capturing (0: the reset frame).
         scale: Enlargement of the agent view.
         full_size: Side of the full-resolution render.
+        name: The files' prefix (default: the config's run name).
 
     Returns:
         The written paths.
@@ -63,7 +69,8 @@ def render_frames(
     frames = pixels.reshape(-1, 3, *pixels.shape[1:]).transpose(0, 2, 3, 1)  # (k, H, W, 3), oldest first
     agent = np.concatenate(list(frames), axis=1).repeat(scale, axis=0).repeat(scale, axis=1)
     full = _observe(dataclasses.replace(config, image_size=full_size, frame_stack=1, n_envs=1), steps)
-    written = [out_dir / f"{config.run_name}_agent.png", out_dir / f"{config.run_name}_full.png"]
+    name = name or config.run_name
+    written = [out_dir / f"{name}_agent.png", out_dir / f"{name}_full.png"]
     _save_png(written[0], agent)
     _save_png(written[1], full.transpose(1, 2, 0))
     return written
