@@ -110,3 +110,20 @@ def test_compiled_update_with_cuda_graphs_trains_like_the_eager_one_and_never_sy
     for model in (eager, compiled):
         model.train(gradient_steps=3, batch_size=fixed_batch(eager).actions.shape[0])
     assert_same_training(eager, compiled, logged[:1], logged[1:], tol=1e-3)
+
+
+def test_bf16_cnn_on_cuda_computes_in_bfloat16_and_trains_close_to_float32() -> None:
+    policy_kwargs = {"features_extractor_kwargs": {"cnn_precision": "bf16"}}
+    fp32 = make(device="cuda", learning_rate=1e-3)
+    half = make(device="cuda", learning_rate=1e-3, policy_kwargs=policy_kwargs)
+    half.policy.load_state_dict(fp32.policy.state_dict())
+    dtypes: list[th.dtype] = []
+    encoder = half.critic.features_extractor.image_encoder("pixels")
+    conv = next(m for m in encoder.cnn.modules() if isinstance(m, th.nn.Conv2d))
+    conv.register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype))
+    batch = _to(fixed_batch(fp32), "cuda")
+    _, loss_fp32 = one_step(fp32, batch)
+    _, loss_bf16 = one_step(half, batch)
+    assert dtypes and set(dtypes) == {th.bfloat16}
+    assert loss_bf16 == pytest.approx(loss_fp32, rel=0.05) and loss_bf16 != loss_fp32
+    assert all(p.dtype == th.float32 for p in half.policy.parameters())
