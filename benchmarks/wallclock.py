@@ -207,7 +207,6 @@ def run_updates(args: argparse.Namespace) -> dict[str, Any]:
         "updates_per_s_median": {name: round(rate, 3) for name, rate in rates.items()},
         "updates_per_s_per_round": {name: [round(args.update_steps / s, 3) for s in t] for name, t in seconds.items()},
         "ratio_vs_eager": {name: round(rate / rates["eager"], 3) for name, rate in rates.items()},
-        "compiled_vs_eager": round(rates["compiled"] / rates["eager"], 3),
         "compile_seconds": compile_seconds,
         "note": "train() alone: sampling from a DictReplayBuffer of random frames, no env, no HER; "
         "the bf16 variants compute the CNN in bfloat16 (different numerics)",

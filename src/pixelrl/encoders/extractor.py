@@ -280,9 +280,9 @@ class ManipulationExtractor(BaseFeaturesExtractor):
                 assert isinstance(space, spaces.Box)
                 shape = (int(space.shape[0]), int(space.shape[1]), int(space.shape[2]))
                 image_encoder = _build_image_encoder(
-                    key, shape, encoder, spatial_softmax, num_filters, flat_features_dim, nature_features_dim
-                )
-                image_encoder.cnn_dtype = CNN_PRECISIONS[cnn_precision]
+                    key, shape, encoder, spatial_softmax, num_filters, flat_features_dim, nature_features_dim,
+                    CNN_PRECISIONS[cnn_precision],
+                )  # fmt: skip
                 extractors[key] = image_encoder
                 width = image_encoder.features_dim
             else:
@@ -395,6 +395,7 @@ def _build_image_encoder(
     num_filters: int,
     flat_features_dim: int,
     nature_features_dim: int,
+    cnn_dtype: torch.dtype | None,
 ) -> ImageEncoder:
     channels, height, width = shape
     cnn: nn.Module
@@ -404,7 +405,7 @@ def _build_image_encoder(
         cnn, feature_map_shape = nature.conv, nature.feature_map_shape
         if not spatial_softmax:
             # Only the conv stack and NatureCNN's own head are kept: no unused parameters.
-            return ImageEncoder(cnn, feature_map_shape, None, nature.head, nature_features_dim)
+            return ImageEncoder(cnn, feature_map_shape, None, nature.head, nature_features_dim, cnn_dtype)
     else:
         manipulation = ManipulationCNN(channels, num_filters)
         cnn, feature_map_shape = manipulation, manipulation.output_shape(height, width)
@@ -419,11 +420,11 @@ def _build_image_encoder(
     if spatial_softmax:
         keypoints = SpatialSoftmax(fm_height, fm_width, fm_channels)
         head = nn.Sequential(nn.LayerNorm(2 * fm_channels), nn.Tanh())
-        return ImageEncoder(cnn, feature_map_shape, keypoints, head, 2 * fm_channels)
+        return ImageEncoder(cnn, feature_map_shape, keypoints, head, 2 * fm_channels, cnn_dtype)
     head = nn.Sequential(
         nn.Flatten(),
         nn.Linear(fm_channels * fm_height * fm_width, flat_features_dim),
         nn.LayerNorm(flat_features_dim),
         nn.Tanh(),
     )
-    return ImageEncoder(cnn, feature_map_shape, None, head, flat_features_dim)
+    return ImageEncoder(cnn, feature_map_shape, None, head, flat_features_dim, cnn_dtype)

@@ -93,6 +93,10 @@ def test_seeds_of_one_experiment_share_the_run_id_and_differ_in_the_name():
         ({"env": "pixelrl/PointReach-v0", "hide_goal": True}, "--hide-goal set the Fetch camera"),
         ({"env": "pixelrl/PointReach-v0", "antialias": False}, "--no-antialias set the Fetch camera"),
         ({"env_kwargs": {"a": [1, 2]}}, "--env-kwargs must be a JSON object of numbers"),
+        # Choice settings built in Python (files and the command line check them when read):
+        ({"target_encoder": "bogus"}, r"--target-encoder must be one of \['separate', 'online'\], got 'bogus'"),
+        ({"precision": "fp16"}, r"--precision must be one of \['fp32', 'bf16'\], got 'fp16'"),
+        ({"precision": "bf16", "full_state": True}, "the image options --precision do not apply"),
     ],
 )
 def test_validate_refuses_bad_values_with_the_fix(changes, message):

@@ -65,7 +65,7 @@ def _check_device(config: TrainConfig) -> None:
     index = config.device.partition(":")[2]
     if index and int(index) >= torch.cuda.device_count():
         raise ConfigError(f"--device {config.device}: only {torch.cuda.device_count()} CUDA device(s) are visible.")
-    if config.precision == "bf16" and not config.full_state:
+    if config.precision == "bf16":  # validate() refused it with --full-state
         _check_bf16(config)
 
 
