@@ -23,7 +23,11 @@ time) and then times ``learn()`` end to end, env steps/s. All processes share on
 cache: the first compile of each setting is cold, later ones of the same graphs warm (both are
 reported). A last process per ``--update-threads`` count times ``train()`` alone at batch 256 on the
 chapter's observation (random frames, no rendering): eager, compiled, and both with the bf16 CNN,
-updates/s, each one's ratio to eager, and the compile times.
+updates/s, each one's ratio to eager, and the compile times; then it profiles a few steps of each
+(``torch.profiler``): the milliseconds per step spent in oneDNN's convolutions and elsewhere, and
+from them the most a compiled update could gain over eager while the convolutions stay as they
+are (``convolution_bound``: eager step / eager convolutions). ``--settings`` with no setting times
+``train()`` alone.
 
 Figures are only meaningful on an otherwise idle machine (the JSON records the load averages):
 
@@ -40,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -60,7 +65,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "all": {"compile_update": True, "overlap": True, "antialias": False},
     "bf16": {"precision": "bf16"},
     "all+bf16": {"compile_update": True, "overlap": True, "antialias": False, "precision": "bf16"},
-}
+    "keep-memory": {"keep_freed_memory": True},
+    "all+keep": {"compile_update": True, "overlap": True, "antialias": False, "keep_freed_memory": True},
+    "all+keep+bf16": {
+        "compile_update": True, "overlap": True, "antialias": False, "keep_freed_memory": True, "precision": "bf16",
+    },
+}  # fmt: skip
 UPDATE_VARIANTS: dict[str, dict[str, Any]] = {
     "eager": {"compile_update": False, "precision": "fp32"},
     "compiled": {"compile_update": True, "precision": "fp32"},
@@ -69,7 +79,7 @@ UPDATE_VARIANTS: dict[str, dict[str, Any]] = {
 }
 REPORTED = (
     "env", "n_envs", "vec_env", "batch_size", "image_size", "gradient_steps", "compile_update", "overlap", "antialias",
-    "target_encoder", "precision",
+    "target_encoder", "precision", "keep_freed_memory",
 )  # fmt: skip
 SETTINGS: dict[str, tuple[str | None, dict[str, Any]]] = {
     "chapter": (None, {"env": "FetchPush-v4", "n_envs": 4}),
@@ -96,11 +106,11 @@ def config_for(args: argparse.Namespace, setting: str, variant: str) -> Any:
 
 def run_segment(args: argparse.Namespace) -> dict[str, Any]:
     """One variant of one setting in this process: collect, first update, then ``args.steps`` timed env steps."""
-    import torch
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.logger import configure
 
     from pixelrl.train.run.factory import build_model, check_env_id, make_vec_env
+    from pixelrl.train.run.preflight import apply_process_settings
 
     class Timer(BaseCallback):
         """From the first rollout after the first update (compile included there) to the end."""
@@ -132,7 +142,7 @@ def run_segment(args: argparse.Namespace) -> dict[str, Any]:
                 self.updates = self.model._n_updates - self.start[2]  # type: ignore[attr-defined]
 
     config = config_for(args, args.setting, args.variant)
-    torch.set_num_threads(args.threads)
+    apply_process_settings(config)  # torch threads; glibc's malloc with keep_freed_memory
     check_env_id(config.env)
     start = time.perf_counter()
     vec_env = make_vec_env(config)
@@ -169,6 +179,10 @@ def run_updates(args: argparse.Namespace) -> dict[str, Any]:
     from pixelrl.train.run.factory import algorithm_kwargs
 
     torch.set_num_threads(args.threads)
+    if args.keep_freed_memory:
+        from pixelrl.host_memory import keep_freed_memory
+
+        keep_freed_memory()
     base = config_for(args, "chapter", "defaults").replace(batch_size=args.update_batch_size)
     device = get_device(args.device)
     env = FakeFetchEnv(base.image_size, base.frame_stack)
@@ -187,30 +201,75 @@ def run_updates(args: argparse.Namespace) -> dict[str, Any]:
             compile_seconds[name] = round(model.compile_seconds, 1)
         models[name] = model
     seconds: dict[str, list[float]] = {name: [] for name in models}
+    system_seconds: dict[str, float] = dict.fromkeys(models, 0.0)
     names = list(models)
     for round_index in range(args.update_rounds):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            start = time.perf_counter()
+            start, kernel_start = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_stime
             models[name].train(gradient_steps=args.update_steps, batch_size=base.batch_size)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds[name].append(time.perf_counter() - start)
+            system_seconds[name] += resource.getrusage(resource.RUSAGE_SELF).ru_stime - kernel_start
     rates = {name: statistics.median(args.update_steps / s for s in times) for name, times in seconds.items()}
+    profiles = {name: profile_update(model, base.batch_size, args.profile_steps) for name, model in models.items()}
     return {
         "batch_size": base.batch_size,
         "torch_threads": args.threads,
+        "keep_freed_memory": args.keep_freed_memory,
         "device": str(device),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "updates_per_s_median": {name: round(rate, 3) for name, rate in rates.items()},
         "updates_per_s_per_round": {name: [round(args.update_steps / s, 3) for s in t] for name, t in seconds.items()},
         "ratio_vs_eager": {name: round(rate / rates["eager"], 3) for name, rate in rates.items()},
+        "kernel_cpu_seconds_per_update": {
+            name: round(system_seconds[name] / (args.update_rounds * args.update_steps), 3) for name in models
+        },
         "compile_seconds": compile_seconds,
+        "profile": profiles,
+        "convolution_bound": convolution_bound(profiles),
         "note": "train() alone: sampling from a DictReplayBuffer of random frames, no env, no HER; "
         "the bf16 variants compute the CNN in bfloat16 (different numerics)",
     }
+
+
+CONVOLUTIONS = ("aten::mkldnn_convolution", "aten::convolution_backward", "mkldnn::_convolution_pointwise")
+"""The profiler's names of the CPU convolution kernels (oneDNN, forward and backward), eager or compiled."""
+
+
+def profile_update(model: Any, batch_size: int, steps: int) -> dict[str, float]:
+    """Milliseconds per gradient step in oneDNN's convolutions and in everything else, from torch.profiler.
+
+    A convolution's self CPU time is its wall time on the calling thread (oneDNN's other threads
+    work inside it), so ``convolution_ms`` is the part of a step that a compiler which leaves the
+    convolutions to oneDNN (as inductor does on CPU) cannot shorten.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        model.train(gradient_steps=steps, batch_size=batch_size)
+        step_ms = 1000 * (time.perf_counter() - start) / steps
+    conv_ms = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in CONVOLUTIONS) / 1000 / steps
+    return {"step_ms": round(step_ms, 1), "convolution_ms": round(conv_ms, 1), "other_ms": round(step_ms - conv_ms, 1),
+            "convolution_share": round(conv_ms / step_ms, 3)}  # fmt: skip
+
+
+def convolution_bound(profiles: dict[str, dict[str, float]]) -> dict[str, float] | None:
+    """The most a compiled fp32 update could gain with the eager update's convolutions unchanged (Amdahl).
+
+    ``eager step / eager convolutions``: the ratio to eager of an update whose every
+    non-convolution cost were zero. A compiled update can beat it only by making the
+    convolutions themselves faster (a layout, fewer reorders, or lower precision).
+    """
+    eager = profiles.get("eager")
+    if eager is None or not eager["convolution_ms"]:
+        return None
+    return {"eager_convolution_share": eager["convolution_share"],
+            "max_ratio_vs_eager": round(eager["step_ms"] / eager["convolution_ms"], 3)}  # fmt: skip
 
 
 def worker(args: argparse.Namespace, *extra: str) -> dict[str, Any]:
@@ -226,7 +285,8 @@ def forwarded(args: argparse.Namespace) -> list[str]:
         "--learning-starts", str(args.learning_starts), "--buffer-size", str(args.buffer_size),
         "--threads", str(args.threads), "--device", args.device, "--update-batch-size", str(args.update_batch_size),
         "--update-rounds", str(args.update_rounds), "--update-steps", str(args.update_steps),
-        "--update-buffer-size", str(args.update_buffer_size), *(["--quick"] if args.quick else []),
+        "--update-buffer-size", str(args.update_buffer_size), "--profile-steps", str(args.profile_steps),
+        *(["--quick"] if args.quick else []),
     ]  # fmt: skip
 
 
@@ -257,24 +317,45 @@ def markdown(report: dict[str, Any]) -> str:
     """The end-to-end figures of a saved report as a Markdown table (env steps/s and ratio per variant)."""
     settings = list(report["end_to_end"])
     head = "| variant | " + " | ".join(f"{name}: env steps/s (x defaults)" for name in settings) + " |"
-    lines = [head, "|---|" + "---|" * len(settings)]
-    for variant in VARIANTS:
+    lines = [head, "|---|" + "---|" * len(settings)] if settings else []
+    for variant in VARIANTS if settings else ():
         cells = []
         for name in settings:
             figures = report["end_to_end"][name]
             rate, ratio = figures["env_steps_per_s"].get(variant), (figures["ratio_vs_defaults"] or {}).get(variant)
             cells.append("-" if rate is None else f"{rate:.2f} ({ratio:.2f}x)")
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+        if any(cell != "-" for cell in cells):
+            lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     updates = report.get("update_only", [])
     updates = [updates] if isinstance(updates, dict) else updates
     if updates:
-        threads = [u.get("torch_threads", report["settings"]["torch_threads"]) for u in updates]
-        lines += ["", "| train() alone, batch 256 | " + " | ".join(f"{n} thread(s)" for n in threads) + " |"]
+        columns = [
+            f"{u.get('torch_threads', report['settings']['torch_threads'])} thread(s)"
+            + (", kept freed memory" if u.get("keep_freed_memory") else "")
+            for u in updates
+        ]
+        lines += ["", f"| train() alone, batch {updates[0]['batch_size']} | " + " | ".join(columns) + " |"]
         lines.append("|---|" + "---|" * len(updates))
         for name in updates[0]["updates_per_s_median"]:
-            rates = [u["updates_per_s_median"] for u in updates]
-            cells = [f"{r[name]:.2f} ({r[name] / r['eager']:.2f}x)" for r in rates]
-            lines.append(f"| {name}: updates/s (x eager) | " + " | ".join(cells) + " |")
+            cells = []
+            for u in updates:  # ratios to the default allocator's eager update at the same thread count
+                ratio = u.get("ratio_vs_default_allocator_eager", u["ratio_vs_eager"])[name]
+                cells.append(f"{u['updates_per_s_median'][name]:.2f} ({ratio:.2f}x)")
+            lines.append(f"| {name}: updates/s (x eager, default allocator) | " + " | ".join(cells) + " |")
+        profiled = [u for u in updates if "profile" in u]
+        if profiled:
+            for name in profiled[0].get("kernel_cpu_seconds_per_update", {}):
+                cells = [
+                    f"{1000 * u.get('kernel_cpu_seconds_per_update', {}).get(name, float('nan')):.0f}" for u in profiled
+                ]
+                lines.append(f"| {name}: kernel (system) CPU ms per update | " + " | ".join(cells) + " |")
+            for name in profiled[0]["profile"]:
+                cells = [f"{u['profile'][name]['convolution_ms']:.0f} of {u['profile'][name]['step_ms']:.0f}"
+                         for u in profiled]  # fmt: skip
+                lines.append(f"| {name}: convolution ms of step ms | " + " | ".join(cells) + " |")
+            bounds = [u["convolution_bound"] for u in profiled]
+            cells = ["-" if b is None else f"{b['max_ratio_vs_eager']:.2f}x" for b in bounds]
+            lines.append("| most a compiled fp32 update can gain, convolutions unchanged | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -285,7 +366,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="timed env steps per variant (default 96; quick 16)")
     parser.add_argument("--learning-starts", type=int, default=None, help=">= one episode per env (default 208)")
     parser.add_argument("--buffer-size", type=int, default=20_000)
-    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    parser.add_argument(
+        "--settings",
+        nargs="*",
+        choices=list(SETTINGS),
+        default=list(SETTINGS),
+        help="end-to-end settings to time (none: train() alone only)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in each learner process")
     parser.add_argument("--device", default="auto", help="torch device (SB3's auto: cuda if present)")
     parser.add_argument("--update-batch-size", type=int, default=256)
@@ -293,11 +380,20 @@ def main() -> None:
     parser.add_argument("--update-rounds", type=int, default=4)
     parser.add_argument("--update-steps", type=int, default=3, help="gradient steps per timed train() call")
     parser.add_argument("--update-buffer-size", type=int, default=600)
+    parser.add_argument("--profile-steps", type=int, default=3, help="profiled gradient steps per train() variant")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON file (default {RESULTS}; none with --quick)")
     parser.add_argument("--keep-inductor-cache", action="store_true", help="use torch's own cache, not a fresh one")
     parser.add_argument("--setting", choices=list(SETTINGS), help=argparse.SUPPRESS)
     parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--updates", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--keep-freed-memory", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=list(VARIANTS),
+        help="end-to-end variants to time (defaults is always timed: the ratios' base)",
+    )
     args = parser.parse_args()
     if args.table is not None:
         print(markdown(json.loads(args.table.read_text())), end="")
@@ -306,6 +402,7 @@ def main() -> None:
         args.learning_starts = args.learning_starts or 48
         args.steps = args.steps or 16
         args.update_batch_size, args.update_rounds, args.update_steps, args.update_buffer_size = 16, 2, 1, 64
+        args.profile_steps = 1
     args.learning_starts = args.learning_starts or 208
     args.steps = args.steps or 96
     if args.setting:  # a worker: JSON on the last line
@@ -324,7 +421,7 @@ def main() -> None:
         load_before = os.getloadavg()
         started = time.perf_counter()
         segments = []
-        order = list(VARIANTS)
+        order = ["defaults", *(name for name in VARIANTS if name in args.variants and name != "defaults")]
         halves = [(order, args.steps // 2), (order[::-1], args.steps - args.steps // 2)]
         if args.quick:
             halves = [(order, args.steps)]
@@ -332,7 +429,15 @@ def main() -> None:
             for variants, steps in halves:
                 for variant in variants:
                     segments.append(worker(args, "--setting", setting, "--variant", variant, "--steps", str(steps)))
-        updates = [worker(args, "--updates", "--threads", str(threads)) for threads in args.update_threads]
+        updates = [
+            worker(args, "--updates", "--threads", str(threads), *(["--keep-freed-memory"] if keep else []))
+            for threads in args.update_threads
+            for keep in (False, True)
+        ]
+        for report in updates:  # the kept-memory process against the default allocator's eager update
+            system = next(u for u in updates if u["torch_threads"] == report["torch_threads"])
+            rates, eager = report["updates_per_s_median"], system["updates_per_s_median"]["eager"]
+            report["ratio_vs_default_allocator_eager"] = {name: round(rate / eager, 3) for name, rate in rates.items()}
     report = {
         "benchmark": "wallclock",
         "command": shlex.join([sys.executable, *sys.argv]),

@@ -14,6 +14,7 @@ PACKAGES = [
     "pixelrl.algos",
     "pixelrl.diagnostics",
     "pixelrl.envs",
+    "pixelrl.host_memory",
 ]
 
 

@@ -78,3 +78,28 @@ def test_stale_temporary_files_of_a_killed_writer_are_removed(tiny):
 def test_learning_starts_beyond_the_run_is_pointed_out(tiny):
     with prepared_run(tiny(learning_starts=500, total_steps=300)) as run:
         assert any("never trains" in note for note in run.notes)
+
+
+class _ModelBuilt(Exception):
+    pass
+
+
+def _refuse_to_build(*args, **kwargs):
+    raise _ModelBuilt
+
+
+def test_keep_freed_memory_is_applied_before_the_model_is_built_and_warns_without_glibc(tiny, monkeypatch):
+    import pixelrl.host_memory
+
+    calls = []
+    monkeypatch.setattr(pixelrl.host_memory, "keep_freed_memory", lambda: calls.append("kept") or False)
+    monkeypatch.setattr(preflight_module, "build_model", _refuse_to_build)
+    warning = pytest.warns(UserWarning, match="--keep-freed-memory has no effect here: .* not glibc")
+    with warning, pytest.raises(_ModelBuilt):
+        preflight(tiny(keep_freed_memory=True))
+    assert calls == ["kept"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(_ModelBuilt):
+            preflight(tiny())
+    assert calls == ["kept"]  # off by default

@@ -91,6 +91,9 @@ class TrainConfig:
     """Torch device: auto, cpu, cuda, cuda:1, ..."""
     threads: int | None = setting(None, role="control", check=at_least(1))
     """Torch intra-op threads (default: torch's choice)."""
+    keep_freed_memory: bool = setting(False, role="control")
+    """Keep freed host memory for reuse (glibc malloc: no mmap per large block, no trimming): CPU updates stop
+    paying page faults for their batch-sized tensors; same results, the process keeps its peak memory."""
 
     # --- the encoder (the order of these labels is the order of the readable run tag) ---
     full_state: bool = setting(False, role="experiment")

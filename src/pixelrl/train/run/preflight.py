@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from stable_baselines3 import SAC
     from stable_baselines3.common.vec_env import VecEnv
 
-__all__ = ["PreparedRun", "prepared_run"]
+__all__ = ["PreparedRun", "apply_process_settings", "prepared_run"]
 
 
 @dataclass
@@ -74,6 +74,23 @@ def _cpu_has_bf16() -> bool:
     import torch
 
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def apply_process_settings(config: TrainConfig) -> None:
+    """Torch's thread count and, with ``--keep-freed-memory``, glibc's malloc (before the model allocates)."""
+    import warnings
+
+    import torch
+
+    from pixelrl.host_memory import keep_freed_memory
+
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    if config.keep_freed_memory and not keep_freed_memory():
+        warnings.warn(
+            "--keep-freed-memory has no effect here: it configures glibc's malloc, and this C library is not glibc.",
+            stacklevel=3,
+        )
 
 
 def _check_bf16(config: TrainConfig) -> None:
@@ -196,13 +213,10 @@ def prepared_run(config: TrainConfig) -> Iterator[PreparedRun]:
     Raises:
         ConfigError: For anything that would make the run fail, with the fix; nothing was changed.
     """
-    import torch
-
     config.validate()
     _check_device(config)
     check_env_id(config.env)
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    apply_process_settings(config)
     paths = RunPaths.of(config)
     folders = _Folders([config.checkpoints_path, config.results_path, config.runs_path])
     with contextlib.ExitStack() as stack:
