@@ -376,7 +376,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in each learner process")
     parser.add_argument("--device", default="auto", help="torch device (SB3's auto: cuda if present)")
     parser.add_argument("--update-batch-size", type=int, default=256)
-    parser.add_argument("--update-threads", type=int, nargs="+", default=[2, 1], help="torch threads of train() alone")
+    parser.add_argument(
+        "--update-threads",
+        type=int,
+        nargs="*",
+        default=[2, 1],
+        help="torch threads of train() alone (none: no train()-alone process)",
+    )
     parser.add_argument("--update-rounds", type=int, default=4)
     parser.add_argument("--update-steps", type=int, default=3, help="gradient steps per timed train() call")
     parser.add_argument("--update-buffer-size", type=int, default=600)
