@@ -11,23 +11,25 @@ variant is exactly the model ``pixelrl-train train`` builds:
   (the preset's one update per env step).
 
 Variants, in the same run: ``defaults``; ``compile`` (``--compile-update``); ``overlap``
-(``--overlap``); ``compile+overlap``; ``no-antialias`` (``--no-antialias``: one render sample
-per pixel, a different image); ``online-target`` (``--target-encoder online``: DrQ-v2's own
-target, one encoder pass fewer per update, a different algorithm); ``all`` (compile, overlap and
-no-antialias together); ``bf16`` (``--precision bf16``: the CNN in bfloat16, different numerics);
-``all+bf16``. Each segment runs in its own
-process, in the order above, then back (ABBA), each half of the timed steps, so
-that drift on a shared machine hits all alike. A segment collects ``learning_starts`` env steps,
-makes its first update (which compiles, for the compile variants: timed apart as the compile
-time) and then times ``learn()`` end to end, env steps/s. All processes share one fresh inductor
-cache: the first compile of each setting is cold, later ones of the same graphs warm (both are
-reported). A last process per ``--update-threads`` count times ``train()`` alone at batch 256 on the
-chapter's observation (random frames, no rendering): eager, compiled, and both with the bf16 CNN,
-updates/s, each one's ratio to eager, and the compile times; then it profiles a few steps of each
-(``torch.profiler``): the milliseconds per step spent in oneDNN's convolutions and elsewhere, and
-from them the most a compiled update could gain over eager while the convolutions stay as they
-are (``convolution_bound``: eager step / eager convolutions). ``--settings`` with no setting times
-``train()`` alone.
+(``--overlap``); ``compile+overlap``; ``no-antialias`` (``--no-antialias``: one render sample per
+pixel, a different image); ``online-target`` (``--target-encoder online``: DrQ-v2's own target, one
+encoder pass fewer per update, a different algorithm); ``all`` (compile, overlap and no-antialias
+together); ``bf16`` (``--precision bf16``: the CNN in bfloat16, different numerics); ``all+bf16``;
+``compile+no-antialias+bf16`` (``all+bf16`` without overlap, which adds no core on a 2-core
+machine); ``keep-memory`` (``--keep-freed-memory``), ``all+keep``, ``all+keep+bf16`` (``--variants``
+picks some). Each segment runs in its own process, in the order above, then back (ABBA), each half
+of the timed steps, so that drift on a shared machine hits all alike. A segment collects
+``learning_starts`` env steps, makes its first update (which compiles, for the compile variants:
+timed apart as the compile time) and then times ``learn()`` end to end, env steps/s. All processes
+share one fresh inductor cache: the first compile of each setting is cold, later ones of the same
+graphs warm (both are reported). Last, one process per ``--update-threads`` count and allocator
+(glibc's default, then kept freed memory) times ``train()`` alone at batch 256 on the chapter's
+observation (random frames, no rendering): eager, compiled, and both with the bf16 CNN, updates/s,
+each one's ratio to eager, kernel CPU time per update, and the compile times; then it profiles a few
+steps of each (``torch.profiler``): the milliseconds per step spent in oneDNN's convolutions and
+elsewhere, and from them the most a compiled update could gain over eager while the convolutions
+stay as they are (``convolution_bound``: eager step / eager convolutions). ``--settings`` with no
+setting times ``train()`` alone.
 
 Figures are only meaningful on an otherwise idle machine (the JSON records the load averages):
 
@@ -65,6 +67,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "all": {"compile_update": True, "overlap": True, "antialias": False},
     "bf16": {"precision": "bf16"},
     "all+bf16": {"compile_update": True, "overlap": True, "antialias": False, "precision": "bf16"},
+    "compile+no-antialias+bf16": {"compile_update": True, "antialias": False, "precision": "bf16"},
     "keep-memory": {"keep_freed_memory": True},
     "all+keep": {"compile_update": True, "overlap": True, "antialias": False, "keep_freed_memory": True},
     "all+keep+bf16": {
