@@ -180,13 +180,12 @@ def run_updates(args: argparse.Namespace) -> dict[str, Any]:
 
     from pixelrl.algos import DrQv2SAC
     from pixelrl.train.run.factory import algorithm_kwargs
+    from pixelrl.train.run.preflight import apply_process_settings
 
-    torch.set_num_threads(args.threads)
-    if args.keep_freed_memory:
-        from pixelrl.host_memory import keep_freed_memory
-
-        keep_freed_memory()
-    base = config_for(args, "chapter", "defaults").replace(batch_size=args.update_batch_size)
+    base = config_for(args, "chapter", "defaults").replace(
+        batch_size=args.update_batch_size, keep_freed_memory=args.keep_freed_memory
+    )
+    apply_process_settings(base)  # torch threads; glibc's malloc with --keep-freed-memory
     device = get_device(args.device)
     env = FakeFetchEnv(base.image_size, base.frame_stack)
     buffer = filled_buffer(env, args.update_buffer_size, augment=False, seed=0, device=device)
