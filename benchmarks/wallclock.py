@@ -227,6 +227,10 @@ def run_updates(args: argparse.Namespace) -> dict[str, Any]:
         "updates_per_s_median": {name: round(rate, 3) for name, rate in rates.items()},
         "updates_per_s_per_round": {name: [round(args.update_steps / s, 3) for s in t] for name, t in seconds.items()},
         "ratio_vs_eager": {name: round(rate / rates["eager"], 3) for name, rate in rates.items()},
+        "compiled_vs_eager_same_precision": {
+            precision: round(rates[f"compiled{suffix}"] / rates[f"eager{suffix}"], 3)
+            for precision, suffix in (("fp32", ""), ("bf16", "-bf16"))
+        },
         "kernel_cpu_seconds_per_update": {
             name: round(system_seconds[name] / (args.update_rounds * args.update_steps), 3) for name in models
         },
@@ -344,6 +348,10 @@ def markdown(report: dict[str, Any]) -> str:
                 ratio = u.get("ratio_vs_default_allocator_eager", u["ratio_vs_eager"])[name]
                 cells.append(f"{u['updates_per_s_median'][name]:.2f} ({ratio:.2f}x)")
             lines.append(f"| {name}: updates/s (x eager, default allocator) | " + " | ".join(cells) + " |")
+        if all("compiled_vs_eager_same_precision" in u for u in updates):
+            for precision in updates[0]["compiled_vs_eager_same_precision"]:
+                cells = [f"{u['compiled_vs_eager_same_precision'][precision]:.2f}x" for u in updates]
+                lines.append(f"| compiled / eager, both {precision} | " + " | ".join(cells) + " |")
         profiled = [u for u in updates if "profile" in u]
         if profiled:
             for name in profiled[0].get("kernel_cpu_seconds_per_update", {}):
