@@ -67,6 +67,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "all": {"compile_update": True, "overlap": True, "antialias": False},
     "bf16": {"precision": "bf16"},
     "all+bf16": {"compile_update": True, "overlap": True, "antialias": False, "precision": "bf16"},
+    "compile+no-antialias": {"compile_update": True, "antialias": False},
     "compile+no-antialias+bf16": {"compile_update": True, "antialias": False, "precision": "bf16"},
     "keep-memory": {"keep_freed_memory": True},
     "all+keep": {"compile_update": True, "overlap": True, "antialias": False, "keep_freed_memory": True},
