@@ -18,7 +18,9 @@ together); ``bf16`` (``--precision bf16``: the CNN in bfloat16, different numeri
 ``compile+no-antialias+bf16`` (``all+bf16`` without overlap, which adds no core on a 2-core
 machine); ``keep-memory`` (``--keep-freed-memory``), ``all+keep``, ``all+keep+bf16`` (``--variants``
 picks some). Each segment runs in its own process, in the order above, then back (ABBA), each half
-of the timed steps, so that drift on a shared machine hits all alike. A segment collects
+of the timed steps, so that drift on a shared machine hits all alike; ``--repeats N`` makes N such
+passes and reports each variant's ratio to the defaults per pass (short segments on a shared
+virtual machine differ by 15-20% from one pass to the next). A segment collects
 ``learning_starts`` env steps, makes its first update (which compiles, for the compile variants:
 timed apart as the compile time) and then times ``learn()`` end to end, env steps/s. All processes
 share one fresh inductor cache: the first compile of each setting is cold, later ones of the same
@@ -297,20 +299,40 @@ def forwarded(args: argparse.Namespace) -> list[str]:
     ]  # fmt: skip
 
 
+def pooled_rates(segments: list[dict[str, Any]]) -> dict[str, float]:
+    """Env steps/s per variant over the given segments: all their env steps over all their seconds."""
+    rates = {}
+    for variant in VARIANTS:
+        mine = [s for s in segments if s["variant"] == variant]
+        if mine and sum(s["seconds"] for s in mine) > 0:
+            rates[variant] = sum(s["env_steps"] for s in mine) / sum(s["seconds"] for s in mine)
+    return rates
+
+
 def summary(segments: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for setting in SETTINGS:
         runs = [s for s in segments if s["setting"] == setting]
         if not runs:
             continue
-        rates = {}
-        for variant in VARIANTS:
-            mine = [s for s in runs if s["variant"] == variant]
-            if mine and sum(s["seconds"] for s in mine) > 0:
-                rates[variant] = sum(s["env_steps"] for s in mine) / sum(s["seconds"] for s in mine)
+        rates = pooled_rates(runs)
         compiles = [s["compile_seconds"] for s in runs if s["compile_seconds"] is not None]
         base = rates.get("defaults")
+        # One ratio per ABBA repeat (each variant against the defaults of the same repeat): their spread
+        # shows how far one short measurement can be trusted.
+        per_repeat = [
+            pooled_rates([s for s in runs if s.get("repeat", 0) == r])
+            for r in sorted({s.get("repeat", 0) for s in runs})
+        ]
+        repeat_ratios = {
+            name: [round(r[name] / r["defaults"], 3) for r in per_repeat if name in r and r.get("defaults")]
+            for name in rates
+        }
         out[setting] = {
+            "ratio_vs_defaults_per_repeat": repeat_ratios,
+            "ratio_vs_defaults_median_of_repeats": {
+                name: round(statistics.median(values), 3) for name, values in repeat_ratios.items() if values
+            },
             "config": runs[0]["config"]
             | dict.fromkeys(("compile_update", "overlap", "antialias", "target_encoder", "precision"), "per variant"),
             "env_steps_per_s": {name: round(rate, 3) for name, rate in rates.items()},
@@ -330,7 +352,9 @@ def markdown(report: dict[str, Any]) -> str:
         for name in settings:
             figures = report["end_to_end"][name]
             rate, ratio = figures["env_steps_per_s"].get(variant), (figures["ratio_vs_defaults"] or {}).get(variant)
-            cells.append("-" if rate is None else f"{rate:.2f} ({ratio:.2f}x)")
+            repeats = figures.get("ratio_vs_defaults_per_repeat", {}).get(variant, [])
+            spread = f"; per repeat {min(repeats):.2f}-{max(repeats):.2f}x" if len(repeats) > 1 else ""
+            cells.append("-" if rate is None else f"{rate:.2f} ({ratio:.2f}x{spread})")
         if any(cell != "-" for cell in cells):
             lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     updates = report.get("update_only", [])
@@ -375,6 +399,12 @@ def main() -> None:
     parser.add_argument("--table", type=Path, default=None, help="print a saved report's figures as Markdown, and exit")
     parser.add_argument("--quick", action="store_true", help="smoke test: 10-step episodes, batch 16, few steps")
     parser.add_argument("--steps", type=int, default=None, help="timed env steps per variant (default 96; quick 16)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="ABBA passes per setting (each times --steps per variant); ratios per pass",
+    )
     parser.add_argument("--learning-starts", type=int, default=None, help=">= one episode per env (default 208)")
     parser.add_argument("--buffer-size", type=int, default=20_000)
     parser.add_argument(
@@ -443,9 +473,11 @@ def main() -> None:
         if args.quick:
             halves = [(order, args.steps)]
         for setting in args.settings:
-            for variants, steps in halves:
-                for variant in variants:
-                    segments.append(worker(args, "--setting", setting, "--variant", variant, "--steps", str(steps)))
+            for repeat in range(args.repeats):
+                for variants, steps in halves:
+                    for variant in variants:
+                        segment = worker(args, "--setting", setting, "--variant", variant, "--steps", str(steps))
+                        segments.append(segment | {"repeat": repeat})
         updates = [
             worker(args, "--updates", "--threads", str(threads), *(["--keep-freed-memory"] if keep else []))
             for threads in args.update_threads
@@ -465,6 +497,7 @@ def main() -> None:
         "total_seconds": round(time.perf_counter() - started, 1),
         "settings": {
             "timed_env_steps_per_variant": args.steps,
+            "repeats": args.repeats,
             "learning_starts": args.learning_starts,
             "torch_threads": args.threads,
             "device": args.device,
