@@ -15,8 +15,8 @@ Variants, in the same run: ``defaults``; ``compile`` (``--compile-update``); ``o
 pixel, a different image); ``online-target`` (``--target-encoder online``: DrQ-v2's own target, one
 encoder pass fewer per update, a different algorithm); ``all`` (compile, overlap and no-antialias
 together); ``bf16`` (``--precision bf16``: the CNN in bfloat16, different numerics); ``all+bf16``;
-``compile+no-antialias+bf16`` (``all+bf16`` without overlap, which adds no core on a 2-core
-machine); ``keep-memory`` (``--keep-freed-memory``), ``all+keep``, ``all+keep+bf16`` (``--variants``
+``compile+no-antialias`` and ``compile+no-antialias+bf16`` (``all`` and ``all+bf16`` without overlap,
+which adds no core on a 2-core machine); ``keep-memory`` (``--keep-freed-memory``), ``all+keep``, ``all+keep+bf16`` (``--variants``
 picks some). Each segment runs in its own process, in the order above, then back (ABBA), each half
 of the timed steps, so that drift on a shared machine hits all alike; ``--repeats N`` makes N such
 passes and reports each variant's ratio to the defaults per pass (short segments on a shared
@@ -442,6 +442,8 @@ def main() -> None:
         help="end-to-end variants to time (defaults is always timed: the ratios' base)",
     )
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     if args.table is not None:
         print(markdown(json.loads(args.table.read_text())), end="")
         return
