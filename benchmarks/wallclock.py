@@ -15,10 +15,11 @@ Variants, in the same run: ``defaults``; ``compile`` (``--compile-update``); ``o
 pixel, a different image); ``online-target`` (``--target-encoder online``: DrQ-v2's own target, one
 encoder pass fewer per update, a different algorithm); ``all`` (compile, overlap and no-antialias
 together); ``bf16`` (``--precision bf16``: the CNN in bfloat16, different numerics); ``all+bf16``;
-``compile+no-antialias`` and ``compile+no-antialias+bf16`` (``all`` and ``all+bf16`` without overlap,
-which adds no core on a 2-core machine); ``keep-memory`` (``--keep-freed-memory``), ``all+keep``, ``all+keep+bf16`` (``--variants``
-picks some). Each segment runs in its own process, in the order above, then back (ABBA), each half
-of the timed steps, so that drift on a shared machine hits all alike; ``--repeats N`` makes N such
+``compile+no-antialias`` and ``compile+no-antialias+bf16`` (``all`` and ``all+bf16`` without
+overlap, which adds no core on a 2-core machine); ``keep-memory`` (``--keep-freed-memory``),
+``all+keep``, ``all+keep+bf16`` (``--variants`` picks some). Each segment runs in its own process,
+in the order above, then back (ABBA), each half of the timed steps, so that drift on a shared
+machine hits all alike; ``--repeats N`` makes N such
 passes and reports each variant's ratio to the defaults per pass (short segments on a shared
 virtual machine differ by 15-20% from one pass to the next). A segment collects
 ``learning_starts`` env steps, makes its first update (which compiles, for the compile variants:
