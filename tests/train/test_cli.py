@@ -67,6 +67,7 @@ def test_train_writes_every_artifact(trained):
     ev = json.loads((trained / "results" / f"{RUN}_eval.json").read_text())
     assert ev["schema"] == "pixelrl.eval/1" and ev["episodes"] == 3 and ev["deterministic"] is True
     assert 0.0 <= ev["success_rate"] <= 1.0 and ev["successes"] == round(ev["success_rate"] * 3)
+    assert ev["checkpoint"] == f"../checkpoints/{RUN}.zip"  # relative: the run directory can move
     log_dir = trained / "runs" / TAG_DIR
     rows = [json.loads(line) for line in (log_dir / "progress.jsonl").read_text().splitlines()]
     keys = set().union(*rows)
@@ -91,6 +92,7 @@ def test_eval_rebuilds_env_from_metadata(trained, tmp_path):
     assert result.returncode == 0, result.stderr
     ev = json.loads(out.read_text())
     assert ev["episodes"] == 2 and ev["num_timesteps"] == 400 and ev["tag"] == RUN_ID
+    assert (out.parent / ev["checkpoint"]).resolve() == (trained / "checkpoints" / f"{RUN}.zip").resolve()
 
 
 def test_eval_of_a_moved_checkpoint_writes_next_to_it(trained, tmp_path):
@@ -101,7 +103,8 @@ def test_eval_of_a_moved_checkpoint_writes_next_to_it(trained, tmp_path):
     before = sorted((trained / "results").iterdir())
     result = cli("eval", str(tmp_path / "shipped.zip"), "--episodes", "1")
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "shipped_eval.json").read_text())["episodes"] == 1
+    shipped = json.loads((tmp_path / "shipped_eval.json").read_text())
+    assert shipped["episodes"] == 1 and shipped["checkpoint"] == "shipped.zip"
     assert sorted((trained / "results").iterdir()) == before  # the training run's results untouched
 
 

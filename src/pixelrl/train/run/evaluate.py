@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from pixelrl.train.run.artifacts import versions, write_json
 from pixelrl.train.run.checkpoints import read_meta
 from pixelrl.train.run.normalization import statistics_path
 
-__all__ = ["EVAL_SCHEMA", "evaluate_checkpoint", "evaluate_policy_episodes"]
+__all__ = ["EVAL_SCHEMA", "evaluate_checkpoint", "evaluate_policy_episodes", "recorded_path"]
 
 EVAL_SCHEMA = "pixelrl.eval/1"
 
@@ -98,7 +99,8 @@ def evaluate_checkpoint(
         model_path: The SB3 zip.
         meta_path: Its ``.meta.json``.
         episodes: Number of episodes (>= 1).
-        out_json: Where to write the results (schema ``pixelrl.eval/1``), or None.
+        out_json: Where to write the results (schema ``pixelrl.eval/1``; its ``checkpoint`` is
+            `recorded_path`: relative to this file's folder), or None.
         seed: Seed of the first episode (default: a seed disjoint from training, 10_000 + seed).
         device: Torch device.
 
@@ -135,7 +137,7 @@ def evaluate_checkpoint(
         "tag": meta["tag"],
         "env": meta["env"],
         "seed": meta["seed"],
-        "checkpoint": str(model_path),
+        "checkpoint": recorded_path(model_path, out_json),
         "num_timesteps": meta["num_timesteps"],
         **summary,
         "versions": versions(),
@@ -143,3 +145,16 @@ def evaluate_checkpoint(
     if out_json is not None:
         write_json(out_json, result)
     return result
+
+
+def recorded_path(model_path: Path, out_json: Path | None) -> str:
+    """How an eval JSON names the checkpoint it evaluated: relative to the JSON's own folder.
+
+    A run directory (or a checkpoint with its eval JSON) can then be moved, copied or
+    committed without the JSON pointing into the machine it was made on: ``out_json.parent /
+    checkpoint`` is the checkpoint wherever the two went together. Without ``out_json`` the
+    path is returned as given.
+    """
+    if out_json is None:
+        return str(model_path)
+    return os.path.relpath(Path(model_path).resolve(), Path(out_json).resolve().parent)
