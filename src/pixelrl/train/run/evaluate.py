@@ -157,4 +157,4 @@ def recorded_path(model_path: Path, out_json: Path | None) -> str:
     """
     if out_json is None:
         return str(model_path)
-    return os.path.relpath(Path(model_path).resolve(), Path(out_json).resolve().parent)
+    return os.path.relpath(model_path.resolve(), out_json.resolve().parent)
